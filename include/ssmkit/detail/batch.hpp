@@ -1,0 +1,120 @@
+#pragma once
+/// \file detail/batch.hpp
+/// One vocabulary for kernel bodies on every backend. Always call these qualified
+/// (`detail::exp(x)`, `detail::store(p, x)`): unqualified calls also find xsimd's functions by
+/// argument-dependent lookup, and `xsimd::store` is an *aligned* store. A kernel is written once against
+/// `batch_t<T, Arch>` and the free functions below; with `Arch = ssmkit::scalar` the batch is a
+/// width-1 wrapper around T and the same body becomes the scalar backend. This keeps the two
+/// backends one code path, so they can only differ by rounding (fma, exp), never by logic.
+
+#include <cmath>
+#include <cstddef>
+
+#include <ssmkit/backend.hpp>
+
+namespace ssmkit::detail {
+
+/// A width-1 "batch" of T: the scalar backend's register.
+template <class T>
+struct scalar_batch {
+  using value_type = T;
+  static constexpr std::size_t size = 1;
+
+  T value{};
+
+  scalar_batch() = default;
+  constexpr scalar_batch(T v) noexcept : value(v) {}  // NOLINT(google-explicit-constructor): broadcast, like xsimd
+
+  static scalar_batch load_unaligned(const T* p) noexcept { return {*p}; }
+  static scalar_batch load_aligned(const T* p) noexcept { return {*p}; }
+  void store_unaligned(T* p) const noexcept { *p = value; }
+  void store_aligned(T* p) const noexcept { *p = value; }
+
+  friend scalar_batch operator+(scalar_batch a, scalar_batch b) noexcept { return {a.value + b.value}; }
+  friend scalar_batch operator-(scalar_batch a, scalar_batch b) noexcept { return {a.value - b.value}; }
+  friend scalar_batch operator*(scalar_batch a, scalar_batch b) noexcept { return {a.value * b.value}; }
+  friend scalar_batch operator/(scalar_batch a, scalar_batch b) noexcept { return {a.value / b.value}; }
+  friend scalar_batch operator-(scalar_batch a) noexcept { return {-a.value}; }
+  friend bool operator<(scalar_batch a, scalar_batch b) noexcept { return a.value < b.value; }
+  friend bool operator>(scalar_batch a, scalar_batch b) noexcept { return a.value > b.value; }
+  friend bool operator<=(scalar_batch a, scalar_batch b) noexcept { return a.value <= b.value; }
+  friend bool operator>=(scalar_batch a, scalar_batch b) noexcept { return a.value >= b.value; }
+  scalar_batch& operator+=(scalar_batch b) noexcept { value += b.value; return *this; }
+  scalar_batch& operator-=(scalar_batch b) noexcept { value -= b.value; return *this; }
+  scalar_batch& operator*=(scalar_batch b) noexcept { value *= b.value; return *this; }
+  scalar_batch& operator/=(scalar_batch b) noexcept { value /= b.value; return *this; }
+};
+
+template <class T, class Arch>
+struct batch_traits {
+  using type = xsimd::batch<T, Arch>;
+};
+template <class T>
+struct batch_traits<T, scalar> {
+  using type = scalar_batch<T>;
+};
+
+/// The register type of backend Arch for element type T.
+template <class T, class Arch>
+using batch_t = typename batch_traits<T, Arch>::type;
+
+/// How many T one register of backend Arch holds (1 for scalar).
+template <class T, class Arch>
+inline constexpr std::size_t width_v = batch_t<T, Arch>::size;
+
+// ---- scalar_batch operations, named like their xsimd counterparts
+
+template <class T>
+inline T reduce_add(scalar_batch<T> x) noexcept { return x.value; }
+template <class T>
+inline scalar_batch<T> fma(scalar_batch<T> x, scalar_batch<T> y, scalar_batch<T> z) noexcept {
+  return {std::fma(x.value, y.value, z.value)};
+}
+template <class T>
+inline scalar_batch<T> exp(scalar_batch<T> x) noexcept { return {std::exp(x.value)}; }
+template <class T>
+inline scalar_batch<T> log1p(scalar_batch<T> x) noexcept { return {std::log1p(x.value)}; }
+template <class T>
+inline scalar_batch<T> sqrt(scalar_batch<T> x) noexcept { return {std::sqrt(x.value)}; }
+template <class T>
+inline scalar_batch<T> abs(scalar_batch<T> x) noexcept { return {std::abs(x.value)}; }
+/// Like xsimd's (and the x86 instructions), max and min do not propagate NaN reliably: kernels that
+/// must propagate NaN use select on a comparison instead.
+template <class T>
+inline scalar_batch<T> max(scalar_batch<T> a, scalar_batch<T> b) noexcept { return {a.value < b.value ? b.value : a.value}; }
+template <class T>
+inline scalar_batch<T> min(scalar_batch<T> a, scalar_batch<T> b) noexcept { return {b.value < a.value ? b.value : a.value}; }
+template <class T>
+inline scalar_batch<T> select(bool condition, scalar_batch<T> a, scalar_batch<T> b) noexcept {
+  return condition ? a : b;
+}
+
+// ---- xsimd batch operations (reduce_add and fma are in simd.hpp, with the version shims)
+
+template <class T, class A>
+inline xsimd::batch<T, A> exp(const xsimd::batch<T, A>& x) noexcept { return xsimd::exp(x); }
+template <class T, class A>
+inline xsimd::batch<T, A> log1p(const xsimd::batch<T, A>& x) noexcept { return xsimd::log1p(x); }
+template <class T, class A>
+inline xsimd::batch<T, A> sqrt(const xsimd::batch<T, A>& x) noexcept { return xsimd::sqrt(x); }
+template <class T, class A>
+inline xsimd::batch<T, A> abs(const xsimd::batch<T, A>& x) noexcept { return xsimd::abs(x); }
+template <class T, class A>
+inline xsimd::batch<T, A> max(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b) noexcept { return xsimd::max(a, b); }
+template <class T, class A>
+inline xsimd::batch<T, A> min(const xsimd::batch<T, A>& a, const xsimd::batch<T, A>& b) noexcept { return xsimd::min(a, b); }
+template <class T, class A>
+inline xsimd::batch<T, A> select(const xsimd::batch_bool<T, A>& condition, const xsimd::batch<T, A>& a,
+                                 const xsimd::batch<T, A>& b) noexcept {
+  return xsimd::select(condition, a, b);
+}
+
+/// Loads `width_v<T, Arch>` elements from p (no alignment required).
+template <class Arch, class T>
+inline batch_t<T, Arch> load(const T* p) noexcept { return batch_t<T, Arch>::load_unaligned(p); }
+
+/// Stores a batch to p (no alignment required).
+template <class B, class T>
+inline void store(T* p, const B& x) noexcept { x.store_unaligned(p); }
+
+}  // namespace ssmkit::detail

@@ -1,0 +1,12 @@
+#pragma once
+/// \file ssmkit.hpp
+/// The umbrella header: every public ssmkit header, nothing else.
+
+#include <ssmkit/activation.hpp>
+#include <ssmkit/backend.hpp>
+#include <ssmkit/config.hpp>
+#include <ssmkit/error.hpp>
+#include <ssmkit/golden_case.hpp>
+#include <ssmkit/parallel.hpp>
+#include <ssmkit/version.hpp>
+#include <ssmkit/view.hpp>
