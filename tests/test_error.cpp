@@ -1,0 +1,30 @@
+// ssmkit::error and the checking helpers.
+#include <stdexcept>
+#include <vector>
+
+#include <ssmkit/error.hpp>
+
+#include "catch_compat.hpp"
+#include "test_support.hpp"
+
+TEST_CASE("ssmkit::error is a std::invalid_argument", "[errors]") {
+  STATIC_REQUIRE(std::is_base_of_v<std::invalid_argument, ssmkit::error>);
+  try {
+    ssmkit::detail::throw_error("selective_scan", "N must be positive, got ", -3);
+    FAIL("no exception");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()) == "selective_scan: N must be positive, got -3");
+  }
+}
+
+TEST_CASE("require throws only when the condition fails", "[errors]") {
+  CHECK_NOTHROW(ssmkit::detail::require(true, "f", "never"));
+  CHECK(ssm_test::error_of([] { ssmkit::detail::require(false, "fft_conv", "k has ", 3, " channels, expected ", 4); }) ==
+        "fft_conv: k has 3 channels, expected 4");
+}
+
+TEST_CASE("format_shape writes tuples", "[errors]") {
+  CHECK(ssmkit::detail::format_shape(std::vector<int>{}) == "()");
+  CHECK(ssmkit::detail::format_shape(std::vector<int>{7}) == "(7)");
+  CHECK(ssmkit::detail::format_shape(std::array<std::size_t, 3>{2, 64, 100}) == "(2, 64, 100)");
+}
