@@ -17,6 +17,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <ssmkit/detail/json.hpp>
@@ -123,7 +124,11 @@ inline double decode_little_endian(const unsigned char* p, std::size_t bytes) no
   return static_cast<double>(f);
 }
 
-inline golden::array read_golden_array(const golden::golden_case& c, const std::string& key, const json& spec) {
+/// Reads one array of case `c` described by `spec`; `read_array_file(file, max_bytes)` returns the
+/// file's bytes (reading at most max_bytes + 1, so that oversize files are detected cheaply).
+template <class ReadArrayFile>
+golden::array read_golden_array(const golden::golden_case& c, const std::string& key, const json& spec,
+                                ReadArrayFile& read_array_file) {
   const std::string where = c.context("array '" + key + "'");
   golden::array a;
   const auto* file = spec.find("file");
@@ -151,7 +156,7 @@ inline golden::array read_golden_array(const golden::golden_case& c, const std::
   }
   const std::size_t scalars = a.is_complex() ? 2 * count : count;
   const std::size_t expected_bytes = count * scalar_bytes;  // scalar_bytes is per (complex) element
-  const std::string bytes = read_file(c.directory / a.file, where, expected_bytes);
+  const std::string bytes = read_array_file(a.file, expected_bytes);
   if (bytes.size() != expected_bytes) {
     throw error(concat(where, ": ", a.file, " has ", bytes.size(), " bytes, expected ", expected_bytes, " for ",
                        a.dtype, " shape ", format_shape(a.shape)));
@@ -168,15 +173,17 @@ inline golden::array read_golden_array(const golden::golden_case& c, const std::
 namespace ssmkit::golden {
 
 /**
- * Loads the golden case in `directory` (which holds case.json).
- * \throws ssmkit::error naming the case and the field on any malformed or missing content.
+ * Loads a golden case from memory: `case_json` is the text of case.json and `read_array_file(name)`
+ * returns the bytes of the array file `name` (a plain file name, already checked), or throws.
+ * `name` is the case's name when case.json has none. This is what load_case does after reading
+ * the files; it lets a program (or a fuzzer) load cases that do not live in a directory.
+ * \throws ssmkit::error naming the case and the field on any malformed content.
  */
-inline golden_case load_case(const std::filesystem::path& directory) {
+template <class ReadArrayFile>
+golden_case parse_case(std::string_view case_json, const std::string& name, ReadArrayFile&& read_array_file) {
   golden_case c;
-  c.directory = directory;
-  c.name = directory.filename().string();
-  const std::string text = detail::read_file(directory / "case.json", c.context("case.json"), 16u << 20);
-  const auto root = detail::json::parse(text, c.context("case.json"));
+  c.name = name;
+  const auto root = detail::json::parse(case_json, c.context("case.json"));
   root.as_object(c.context("case.json"));
   const auto string_field = [&](const char* key, bool required) -> std::string {
     const auto* v = root.find(key);
@@ -203,17 +210,33 @@ inline golden_case load_case(const std::filesystem::path& directory) {
   }
   for (const char* group : {"inputs", "outputs"}) {
     const auto* g = root.find(group);
+    const bool is_inputs = std::string(group) == "inputs";
     if (!g) {
-      if (std::string(group) == "outputs") throw error(c.context("case.json has no 'outputs'"));
+      if (!is_inputs) throw error(c.context("case.json has no 'outputs'"));
       continue;
     }
-    auto& target = std::string(group) == "inputs" ? c.inputs : c.outputs;
+    auto& target = is_inputs ? c.inputs : c.outputs;
     for (const auto& member : g->as_object(c.context(group))) {
       member.second.as_object(c.context(std::string(group) + "." + member.first));
-      target[member.first] = detail::read_golden_array(c, member.first, member.second);
+      target[member.first] = detail::read_golden_array(c, member.first, member.second, read_array_file);
     }
   }
   if (c.outputs.empty()) throw error(c.context("case has no outputs"));
+  return c;
+}
+
+/**
+ * Loads the golden case in `directory` (which holds case.json and the array files).
+ * \throws ssmkit::error naming the case and the field on any malformed or missing content.
+ */
+inline golden_case load_case(const std::filesystem::path& directory) {
+  const std::string name = directory.filename().string();
+  const std::string context = "golden case " + name;
+  const std::string text = detail::read_file(directory / "case.json", context + ": case.json", 16u << 20);
+  golden_case c = parse_case(text, name, [&](const std::string& file, std::size_t expected_bytes) {
+    return detail::read_file(directory / file, context + ": " + file, expected_bytes);
+  });
+  c.directory = directory;
   return c;
 }
 
