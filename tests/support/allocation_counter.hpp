@@ -1,0 +1,51 @@
+#pragma once
+// A counting global operator new, for the tests that prove a code path makes no heap allocation
+// (decode steps, plan-reusing forwards). Include this header in exactly one translation unit of a
+// test executable: it replaces the global allocation functions of the whole program.
+//
+//   ssm_test::allocation_scope scope;
+//   step(...);                              // the code under test
+//   CHECK(scope.allocations() == 0);
+//
+// The counter is per thread, so Catch2's own bookkeeping on other threads cannot disturb it.
+#include <cstddef>
+#include <cstdlib>
+#include <new>
+
+namespace ssm_test {
+
+inline thread_local std::size_t allocation_counter = 0;
+
+/// Counts the allocations made on this thread while it is alive.
+class allocation_scope {
+ public:
+  allocation_scope() noexcept : start_(allocation_counter) {}
+  std::size_t allocations() const noexcept { return allocation_counter - start_; }
+
+ private:
+  std::size_t start_;
+};
+
+}  // namespace ssm_test
+
+void* operator new(std::size_t size) {
+  ++ssm_test::allocation_counter;
+  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size) { return ::operator new(size); }
+void* operator new(std::size_t size, std::align_val_t alignment) {
+  ++ssm_test::allocation_counter;
+  const auto a = static_cast<std::size_t>(alignment);
+  if (void* p = std::aligned_alloc(a, (size + a - 1) / a * a)) return p;
+  throw std::bad_alloc();
+}
+void* operator new[](std::size_t size, std::align_val_t alignment) { return ::operator new(size, alignment); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
