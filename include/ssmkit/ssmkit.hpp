@@ -5,6 +5,7 @@
 #include <ssmkit/activation.hpp>
 #include <ssmkit/backend.hpp>
 #include <ssmkit/config.hpp>
+#include <ssmkit/conv1d.hpp>
 #include <ssmkit/error.hpp>
 #include <ssmkit/golden_case.hpp>
 #include <ssmkit/parallel.hpp>
