@@ -9,5 +9,6 @@
 #include <ssmkit/error.hpp>
 #include <ssmkit/golden_case.hpp>
 #include <ssmkit/parallel.hpp>
+#include <ssmkit/safetensors.hpp>
 #include <ssmkit/version.hpp>
 #include <ssmkit/view.hpp>
