@@ -28,6 +28,13 @@ class allocation_scope {
 
 }  // namespace ssm_test
 
+// The replacements allocate with malloc and release with free, which GCC's
+// -Wmismatched-new-delete cannot see through once it inlines them.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 void* operator new(std::size_t size) {
   ++ssm_test::allocation_counter;
   if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
@@ -49,3 +56,7 @@ void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
