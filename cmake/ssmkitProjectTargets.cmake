@@ -18,7 +18,9 @@ if(CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
 endif()
 if(SSMKIT_OPENMP AND TARGET OpenMP::OpenMP_CXX)
   target_link_libraries(ssmkit_project_options INTERFACE OpenMP::OpenMP_CXX)
-  target_compile_definitions(ssmkit_project_options INTERFACE SSMKIT_OPENMP=1)
+  # All threads come from parallel_for. Eigen would otherwise open its own OpenMP team inside every
+  # GEMM, nested in ours, and ignore the thread count the caller asked for.
+  target_compile_definitions(ssmkit_project_options INTERFACE SSMKIT_OPENMP=1 EIGEN_DONT_PARALLELIZE)
 endif()
 
 # ssmkit_native_arch: the ISA of our own tests, benchmarks and examples. "native" is right on the
