@@ -31,6 +31,7 @@
 
 #include <ssmkit/backend.hpp>
 #include <ssmkit/conv1d.hpp>
+#include <ssmkit/detail/layers.hpp>
 #include <ssmkit/error.hpp>
 #include <ssmkit/parallel.hpp>
 #include <ssmkit/safetensors.hpp>
@@ -55,11 +56,6 @@ struct mamba_init {
   double dt_min = 0.001, dt_max = 0.1, dt_init_floor = 1e-4, dt_scale = 1.0;
   std::uint32_t seed = 0;
 };
-
-template <class T>
-using row_matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-template <class T>
-using column_vector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 
 /// The parameters of one mixer, shaped as the PyTorch module's (row-major).
 template <class T>
@@ -91,27 +87,6 @@ struct mamba_state {
 };
 
 namespace detail {
-
-/// out (rows, n) = in (rows, k) W^T for row-major buffers with leading dimensions, over row blocks.
-template <class T>
-void linear_rows(const T* in, std::size_t in_ld, const row_matrix<T>& weight, T* out, std::size_t out_ld,
-                 std::size_t rows, const parallel_options& parallel) {
-  using map_in = Eigen::Map<const row_matrix<T>, 0, Eigen::OuterStride<>>;
-  using map_out = Eigen::Map<row_matrix<T>, 0, Eigen::OuterStride<>>;
-  const auto k = static_cast<Eigen::Index>(weight.cols()), n = static_cast<Eigen::Index>(weight.rows());
-  constexpr std::size_t block = 64;  // rows per task: large enough for GEMM efficiency
-  parallel_for(
-      std::size_t{0}, (rows + block - 1) / block,
-      [&](std::size_t task) {
-        const std::size_t r0 = task * block, count = std::min(block, rows - r0);
-        map_in a(in + r0 * in_ld, static_cast<Eigen::Index>(count), k,
-                 Eigen::OuterStride<>(static_cast<Eigen::Index>(in_ld)));
-        map_out c(out + r0 * out_ld, static_cast<Eigen::Index>(count), n,
-                  Eigen::OuterStride<>(static_cast<Eigen::Index>(out_ld)));
-        c.noalias() = a * weight.transpose();
-      },
-      parallel);
-}
 
 template <class M>
 void check_matrix(const std::string& what, const M& m, std::size_t rows, std::size_t cols) {
@@ -527,19 +502,8 @@ class mamba_model {
   void embed(std::int32_t id, T* out) const {
     for (std::size_t j = 0; j < d_model(); ++j) out[j] = embedding_(id, static_cast<Eigen::Index>(j));
   }
-  /// y = x / sqrt(mean(x²) + 1e-5) · weight, for `rows` rows of d_model values (accumulated in double).
   void rms_norm(const T* x, const T* weight, T* y, std::size_t rows, const parallel_options& parallel) const {
-    const std::size_t dm = d_model();
-    parallel_for(
-        std::size_t{0}, rows,
-        [&](std::size_t row) {
-          const T* xr = x + row * dm;
-          double sum = 0;
-          for (std::size_t j = 0; j < dm; ++j) sum += double(xr[j]) * double(xr[j]);
-          const T scale = static_cast<T>(1 / std::sqrt(sum / double(dm) + 1e-5));
-          for (std::size_t j = 0; j < dm; ++j) y[row * dm + j] = xr[j] * scale * weight[j];
-        },
-        parallel);
+    detail::rms_norm_rows<T>(x, nullptr, weight, y, rows, d_model(), d_model(), parallel);
   }
 
   row_matrix<T> embedding_;  ///< (vocab, d_model), also the head
