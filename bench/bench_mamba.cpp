@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <ssmkit/mamba.hpp>
+#include <ssmkit/mamba2.hpp>
 
 #include "common.hpp"
 
@@ -58,3 +59,53 @@ void mamba_mixer_step(benchmark::State& state) {
 
 BENCHMARK(mamba_mixer_forward)->ArgNames({"L", "threads"})->Args({128, 1})->Args({2048, 1})->Args({2048, 2})->UseRealTime();
 BENCHMARK(mamba_mixer_step);
+
+namespace {
+
+// Mamba-2 at the size of the ggml peer figures: d_model 768, d_inner 1536 = 24 heads x 64,
+// d_state 128, one group. ggml's Mamba-2 ssm_scan alone took 35.5-52 ms at L = 2048 and its decode
+// 22.7 us per token (../shared/perf/README.md).
+ssmkit::mamba2_config mamba2_config() {
+  ssmkit::mamba2_config c;
+  c.d_model = 768;
+  return c;
+}
+
+void mamba_mixer2_forward(benchmark::State& state) {
+  const auto c = mamba2_config();
+  const auto L = static_cast<std::size_t>(state.range(0));
+  const int threads = static_cast<int>(state.range(1));
+  const auto mixer = ssmkit::mamba2_mixer<float>::random(c);
+  auto u = ssm_bench::uniform<float>(L * c.d_model, -1, 1);
+  std::vector<float> out(u.size());
+  ssmkit::mamba2_workspace<float> ws;
+  for (auto _ : state) {
+    mixer.forward(ssmkit::make_view(u, 1, L, c.d_model), ssmkit::make_view(out, 1, L, c.d_model), ws, nullptr, {threads});
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  const double gemm_flops = 2.0 * double(c.d_model) * double(c.d_in_proj() + c.d_inner());
+  const double scan_flops = 6.0 * double(c.d_inner() * c.d_state);  // about 3 FMA per state element per token
+  ssm_bench::set_throughput(state, double(L), 2.0 * double(u.size()) * sizeof(float));
+  ssm_bench::describe(state, "mamba2 mixer forward d_model=768 L=" + std::to_string(L), "ssmkit", "fma",
+                      (gemm_flops + scan_flops) * double(L), threads);
+}
+
+void mamba_mixer2_step(benchmark::State& state) {
+  const auto c = mamba2_config();
+  const auto mixer = ssmkit::mamba2_mixer<float>::random(c);
+  auto u = ssm_bench::uniform<float>(c.d_model, -1, 1);
+  std::vector<float> out(c.d_model);
+  auto s = mixer.make_state(1);
+  for (auto _ : state) {
+    mixer.step(ssmkit::make_view(u, 1, c.d_model), ssmkit::make_view(out, 1, c.d_model), s, {1});
+    benchmark::DoNotOptimize(out.data());
+  }
+  ssm_bench::set_throughput(state, 1.0, 0.0);
+  ssm_bench::describe(state, "mamba2 mixer step d_model=768", "ssmkit", "none", 0);
+}
+
+}  // namespace
+
+BENCHMARK(mamba_mixer2_forward)->ArgNames({"L", "threads"})->Args({2048, 1})->Args({2048, 2})->UseRealTime();
+BENCHMARK(mamba_mixer2_step);
