@@ -87,7 +87,7 @@ std::string report(const std::vector<row>& rows) {
   md << "### Machine limits (measured in this run)\n\n| limit | threads | value |\n|---|---|---|\n";
   for (const auto& r : rows) {
     const auto it = r.tags.find("limit_of");
-    if (it == r.tags.end()) continue;
+    if (it == r.tags.end() || !limit_counter.count(it->second)) continue;
     const double value = r.counters.count(limit_counter.at(it->second)) ? r.counters.at(limit_counter.at(it->second)) : 0;
     limits[{it->second, r.tags.at("threads")}] = value;
     md << "| " << it->second << " | " << r.tags.at("threads") << " | " << si(value, limit_unit.at(it->second)) << " |\n";

@@ -8,7 +8,10 @@
 #include <ssmkit/conv1d.hpp>
 #include <ssmkit/error.hpp>
 #include <ssmkit/golden_case.hpp>
+#include <ssmkit/long_conv.hpp>
+#include <ssmkit/mamba.hpp>
 #include <ssmkit/parallel.hpp>
 #include <ssmkit/safetensors.hpp>
+#include <ssmkit/selective_scan.hpp>
 #include <ssmkit/version.hpp>
 #include <ssmkit/view.hpp>

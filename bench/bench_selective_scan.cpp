@@ -1,0 +1,151 @@
+// Mamba selective scan and decode step, float32, batch 1, N = 16, with softplus, delta_bias, D and z
+// (the Mamba-1 configuration). items/s = state updates/s (dim * N * L per call). The SIMD backend
+// runs next to the scalar one; exp_bound measures, in this binary, the vector exp throughput that
+// bounds the scan (one exp per state update; ../shared/perf gives 8.1 G exp/s per core).
+//
+// Peers on this machine kind (../shared/perf): ggml's Mamba-1 ssm_scan 0.28 G updates/s (dim 1536,
+// L 2048, 180.7 ms), its decode 88.8 us; PyTorch selective_scan_ref 909 ms.
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ssmkit/selective_scan.hpp>
+
+#include "common.hpp"
+
+namespace {
+
+constexpr std::size_t nstate = 16;
+
+struct scan_inputs {
+  std::size_t dim, length;
+  bool token_major;
+  std::vector<float> u, delta, z, A, B, C, D, bias, out, last;
+
+  scan_inputs(std::size_t d, std::size_t l, bool tokens) : dim(d), length(l), token_major(tokens) {
+    u = ssm_bench::uniform<float>(dim * length, -1, 1, 1);
+    delta = ssm_bench::uniform<float>(dim * length, -4, 0, 2);
+    z = ssm_bench::uniform<float>(dim * length, -2, 2, 3);
+    A.resize(dim * nstate);
+    for (std::size_t i = 0; i < A.size(); ++i) A[i] = -float(i % nstate + 1);  // S4D-real init
+    B = ssm_bench::uniform<float>(nstate * length, -1, 1, 4);
+    C = ssm_bench::uniform<float>(nstate * length, -1, 1, 5);
+    D = std::vector<float>(dim, 1.0f);
+    bias = ssm_bench::uniform<float>(dim, -4, -2, 6);
+    out.assign(dim * length, 0.0f);
+    last.assign(dim * nstate, 0.0f);
+  }
+
+  // (1, dim, L) channel-major, or a (1, L, dim) buffer seen as (1, dim, L).
+  template <class V>
+  auto seq(V& v, std::size_t rows) const {
+    return token_major ? ssmkit::make_view(v.data(), 1, length, rows).transposed(1, 2)
+                       : ssmkit::make_view(v.data(), 1, rows, length);
+  }
+
+  template <class Arch>
+  void run(int threads) {
+    ssmkit::selective_scan_options<float> o;
+    o.D = ssmkit::make_view(D.data(), dim);
+    o.z = seq(std::as_const(z), dim);
+    o.delta_bias = ssmkit::make_view(bias.data(), dim);
+    o.delta_softplus = true;
+    o.last_state = ssmkit::make_view(last.data(), 1, dim, nstate);
+    o.parallel.num_threads = threads;
+    ssmkit::selective_scan<float, Arch>(seq(std::as_const(u), dim), seq(std::as_const(delta), dim),
+                                        ssmkit::make_view(A.data(), dim, nstate), seq(std::as_const(B), nstate),
+                                        seq(std::as_const(C), nstate), seq(out, dim), o);
+  }
+};
+
+template <class Arch, bool TokenMajor>
+void selective_scan(benchmark::State& state) {
+  const auto dim = static_cast<std::size_t>(state.range(0));
+  const auto length = static_cast<std::size_t>(state.range(1));
+  const auto threads = static_cast<int>(state.range(2));
+  scan_inputs in(dim, length, TokenMajor);
+  for (auto _ : state) {
+    in.run<Arch>(threads);
+    benchmark::DoNotOptimize(in.out.data());
+    benchmark::ClobberMemory();
+  }
+  // Reads u, delta, z (dim L), B, C (N L); writes out (dim L).
+  ssm_bench::set_throughput(state, double(dim * nstate * length),
+                            4.0 * double(4 * dim * length + 2 * nstate * length));
+  // One exp per state update bounds the scan.
+  ssm_bench::describe(state, "selective_scan D=" + std::to_string(dim) + " N=16 L=" + std::to_string(length),
+                      std::string(ssmkit::is_scalar_v<Arch> ? "ssmkit-scalar" : "ssmkit") + (TokenMajor ? " token-major" : ""),
+                      "exp", double(dim * nstate * length), threads);
+}
+
+template <class Arch>
+void selective_scan_decode(benchmark::State& state) {
+  const auto dim = static_cast<std::size_t>(state.range(0));
+  auto h = ssm_bench::uniform<float>(dim * nstate, -1, 1, 1);
+  const auto x = ssm_bench::uniform<float>(dim, -1, 1, 2), dt = ssm_bench::uniform<float>(dim, -4, 0, 3);
+  const auto z = ssm_bench::uniform<float>(dim, -2, 2, 4), bias = ssm_bench::uniform<float>(dim, -4, -2, 5);
+  const auto B = ssm_bench::uniform<float>(nstate, -1, 1, 6), C = ssm_bench::uniform<float>(nstate, -1, 1, 7);
+  std::vector<float> A(dim * nstate), D(dim, 1.0f), out(dim);
+  for (std::size_t i = 0; i < A.size(); ++i) A[i] = -float(i % nstate + 1);
+  ssmkit::selective_state_update_options<float, 3> o;
+  o.D = ssmkit::make_view(D.data(), dim);
+  o.z = ssmkit::make_view(z.data(), 1, dim);
+  o.dt_bias = ssmkit::make_view(bias.data(), dim);
+  o.dt_softplus = true;
+  o.parallel.num_threads = 1;
+  for (auto _ : state) {
+    ssmkit::selective_state_update<float, Arch>(
+        ssmkit::make_view(h.data(), 1, dim, nstate), ssmkit::make_view(x.data(), 1, dim),
+        ssmkit::make_view(dt.data(), 1, dim), ssmkit::make_view(A.data(), dim, nstate),
+        ssmkit::make_view(B.data(), 1, nstate), ssmkit::make_view(C.data(), 1, nstate),
+        ssmkit::make_view(out.data(), 1, dim), o);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(dim * nstate), 4.0 * double(2 * dim * nstate + 6 * dim));
+  ssm_bench::describe(state, "selective_state_update D=" + std::to_string(dim) + " N=16",
+                      ssmkit::is_scalar_v<Arch> ? "ssmkit-scalar" : "ssmkit", "exp", double(dim * nstate));
+}
+
+/// The exp throughput bound: xsimd's exp (Fast = false) or the scan's own decay exp (Fast = true,
+/// AVX-512 float; detail/selective_scan_impl.hpp) over an L1-resident buffer, n exps per iteration.
+template <bool Fast>
+void selective_scan_exp(benchmark::State& state) {
+  using arch = ssmkit::default_arch;
+  constexpr std::size_t w = ssmkit::detail::width_v<float, arch>;
+  const auto n = static_cast<std::size_t>(state.range(0));
+  auto x = ssm_bench::uniform<float>(n, -4, 0);
+  std::vector<float> y(n);
+  for (auto _ : state) {
+    for (std::size_t i = 0; i + w <= n; i += w)
+      ssmkit::detail::store(y.data() + i, Fast ? ssmkit::detail::decay_exp<float, arch>(ssmkit::detail::load<arch>(x.data() + i))
+                                               : ssmkit::detail::exp(ssmkit::detail::load<arch>(x.data() + i)));
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(n), 8.0 * double(n));
+  ssm_bench::describe(state, "exp n=" + std::to_string(n), Fast ? "scan's decay_exp" : "xsimd exp", "exp", double(n));
+}
+
+}  // namespace
+
+BENCHMARK_TEMPLATE(selective_scan_exp, false)->ArgName("n")->Arg(4096);
+BENCHMARK_TEMPLATE(selective_scan_exp, true)->ArgName("n")->Arg(4096);
+
+BENCHMARK_TEMPLATE(selective_scan, ssmkit::default_arch, false)
+    ->ArgNames({"dim", "L", "threads"})
+    ->ArgsProduct({{1536, 4096}, {1, 128, 2048}, {1, 2}})
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(selective_scan, ssmkit::default_arch, true)
+    ->ArgNames({"dim", "L", "threads"})
+    ->Args({1536, 2048, 1})
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(selective_scan, ssmkit::scalar, false)
+    ->ArgNames({"dim", "L", "threads"})
+    ->Args({1536, 128, 1})
+    ->Args({1536, 2048, 1})
+    ->UseRealTime();
+
+BENCHMARK_TEMPLATE(selective_scan_decode, ssmkit::default_arch)->ArgName("dim")->Arg(1536)->Arg(4096);
+BENCHMARK_TEMPLATE(selective_scan_decode, ssmkit::scalar)->ArgName("dim")->Arg(1536);

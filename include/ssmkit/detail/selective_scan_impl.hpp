@@ -1,0 +1,635 @@
+#pragma once
+/// \file detail/selective_scan_impl.hpp
+/// The kernel bodies behind selective_scan.hpp. Validation happens in the public functions; the
+/// code here assumes consistent shapes and disjoint outputs.
+///
+/// Scan design (docs/selective_scan.md has the measurements):
+///  - SIMD across channels: one register holds W = width_v<T, Arch> neighbouring channels of one
+///    batch row, so the recurrence h_t = exp(Δ_t A) h_{t-1} + Δ_t u_t B_t is W independent lanes
+///    and y_t = Σ_n h_t,n C_t,n needs no horizontal sum.
+///  - The states of a tile of up to 16 state indices stay in registers through the token loop
+///    (the tile size is a template argument, unrolled at the source level by index_sequence).
+///  - softplus(Δ + bias) and Δ·u are computed for a chunk of `chunk_tokens` tokens into small
+///    L1 buffers before the scan of that chunk, which takes the log1p(exp) latency off the
+///    recurrence (the design the selective-scan issue describes).
+///  - Gathers into and scatters out of those buffers are the only layout-dependent code: a
+///    contiguous vector copy per token when the channel stride is 1 (token-major), an in-register
+///    W x W transposition when the token stride is 1 (mamba's channel-major), a strided copy
+///    otherwise. They prefetch two chunks ahead.
+///  - A piece (one batch row, up to 16 blocks) runs chunk by chunk over all its blocks, so that
+///    token rows and the B/C of a chunk are reused while in cache; pieces go to parallel_for.
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <numeric>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include <ssmkit/detail/batch.hpp>
+#include <ssmkit/detail/math.hpp>
+#include <ssmkit/parallel.hpp>
+#include <ssmkit/view.hpp>
+
+namespace ssmkit::detail {
+
+/// Tokens per chunk: 64 tokens x W lanes x 4 buffers stays within 16 KiB for float and double.
+inline constexpr std::size_t chunk_tokens = 64;
+/// The largest state tile kept in registers (16 states + their accumulators fit the 32 zmm).
+inline constexpr std::size_t max_state_tile = 16;
+
+/// Calls f(integral_constant<std::size_t, I>) for I = 0..N-1, unrolled at compile time, so
+/// that an array of N registers is indexed by constants only and can live in registers.
+template <class F, std::size_t... I>
+inline void static_for_impl(F&& f, std::index_sequence<I...>) {
+  (f(std::integral_constant<std::size_t, I>{}), ...);
+}
+template <std::size_t N, class F>
+inline void static_for(F&& f) {
+  static_for_impl(std::forward<F>(f), std::make_index_sequence<N>{});
+}
+
+/// B or C of a scan, normalised: a (batch, G, N, L) view for the variable and grouped forms
+/// (G = 1 for variable), or the (dim, N) matrix for the fixed form.
+template <class T>
+struct bc_operand {
+  bool fixed = false;
+  tensor_view<const T, 2> matrix;    // fixed: (dim, N)
+  tensor_view<const T, 4> sequence;  // variable/grouped: (batch, G, N, L)
+
+  std::size_t groups() const noexcept { return fixed ? 0 : sequence.extent(1); }
+};
+
+/// Channels per group of a B/C operand (dim for fixed and variable, dim / G for grouped).
+template <class T>
+std::size_t group_size(const bc_operand<T>& x, std::size_t dim) noexcept {
+  return x.fixed ? dim : dim / x.sequence.extent(1);
+}
+
+/// exp for the decay factors exp(Δ A). On AVX-512 float it is ssmkit's own: round-to-nearest
+/// reduction x = k ln2 + r (|r| <= ln2 / 2, ln2 split in two so that k ln2 is exact), the
+/// degree-7 Taylor polynomial p(r) = 1 + r (1 + r (1/2 + ... + r / 5040)) (truncation error
+/// 0.35^8 / 8! = 5e-9 relative, below u / 10), and vscalefps for p 2^k, which also gives the
+/// exact 0 and inf of underflow and overflow without the compares and blends of xsimd's exp:
+/// 14 instructions instead of 21, and the scan spends most of its time here. It is not the
+/// "fast exp" of the selective-scan issue: the error is within 2 ulp (tested), and rounding to
+/// nearest keeps it unbiased around x = 0⁻, where dA lives. Elsewhere it is detail::exp.
+template <class T, class Arch>
+inline batch_t<T, Arch> decay_exp(const batch_t<T, Arch>& x) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (!is_scalar_v<Arch> && std::is_base_of_v<xsimd::avx512f, Arch> && std::is_same_v<T, float>) {
+    // Clamp so that ±inf cannot make inf - inf in the reduction; max/min return their second
+    // operand when one is NaN, so NaN passes through. exp(±150) is already 0 or inf in float.
+    const __m512 v = _mm512_min_ps(_mm512_set1_ps(150.0f), _mm512_max_ps(_mm512_set1_ps(-150.0f), x));
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), v);  // 0.693359375 = ln2 to 9 bits
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);        // ln2 - 0.693359375
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, k);
+  }
+#endif
+  return detail::exp(x);
+}
+
+/// One state tile of the scan over `tokens` tokens of a chunk: for each token, NT states of W
+/// lanes advance by one step and their contributions to y are summed (added to `y` when
+/// `accumulate`, so several tiles build the sum over all N). `a`, `h` and, for fixed B/C, `b`/`c`
+/// hold NT rows of W lanes; for variable B/C `b`/`c` hold `tokens` rows of max_state_tile values.
+template <std::size_t NT, bool BFixed, bool CFixed, class T, class Arch>
+inline void scan_tile(std::size_t tokens, const T* dt, const T* du, T* y, bool accumulate, const T* a, T* h,
+                      const T* b, const T* c) noexcept {
+  using V = batch_t<T, Arch>;
+  constexpr std::size_t W = width_v<T, Arch>;
+  std::array<V, NT> state;
+  static_for<NT>([&](auto k) { state[k] = detail::load<Arch>(h + k * W); });
+  for (std::size_t t = 0; t < tokens; ++t) {
+    const V dtv = detail::load<Arch>(dt + t * W);
+    const V duv = detail::load<Arch>(du + t * W);
+    // Two partial sums halve the dependent fma chain of y.
+    V y0(T(0)), y1(T(0));
+    static_for<NT>([&](auto k) {
+      const V decay = decay_exp<T, Arch>(dtv * detail::load<Arch>(a + k * W));
+      const V bk = BFixed ? detail::load<Arch>(b + k * W) : V(b[t * max_state_tile + k]);
+      state[k] = detail::fma(decay, state[k], duv * bk);
+      const V ck = CFixed ? detail::load<Arch>(c + k * W) : V(c[t * max_state_tile + k]);
+      if constexpr (k % 2 == 0) {
+        y0 = detail::fma(state[k], ck, y0);
+      } else {
+        y1 = detail::fma(state[k], ck, y1);
+      }
+    });
+    V sum = y0 + y1;
+    if (accumulate) sum = detail::load<Arch>(y + t * W) + sum;
+    detail::store(y + t * W, sum);
+  }
+  static_for<NT>([&](auto k) { detail::store(h + k * W, state[k]); });
+}
+
+template <std::size_t NT, class T, class Arch>
+inline void scan_tile_dispatch(bool b_fixed, bool c_fixed, std::size_t tokens, const T* dt, const T* du, T* y,
+                               bool accumulate, const T* a, T* h, const T* b, const T* c) noexcept {
+  if (b_fixed) {
+    if (c_fixed) scan_tile<NT, true, true, T, Arch>(tokens, dt, du, y, accumulate, a, h, b, c);
+    else scan_tile<NT, true, false, T, Arch>(tokens, dt, du, y, accumulate, a, h, b, c);
+  } else {
+    if (c_fixed) scan_tile<NT, false, true, T, Arch>(tokens, dt, du, y, accumulate, a, h, b, c);
+    else scan_tile<NT, false, false, T, Arch>(tokens, dt, du, y, accumulate, a, h, b, c);
+  }
+}
+
+/// The tile size used for the states [n0, N): 16 while 16 remain, then 8, 4 and 1.
+inline std::size_t next_tile(std::size_t remaining) noexcept {
+  return remaining >= 16 ? 16 : remaining >= 8 ? 8 : remaining >= 4 ? 4 : 1;
+}
+
+/// Everything one scan call needs, after validation.
+template <class T>
+struct scan_problem {
+  tensor_view<const T, 3> u, delta;
+  tensor_view<const T, 2> A;
+  bc_operand<T> B, C;
+  tensor_view<const T, 1> D, delta_bias;
+  tensor_view<const T, 3> z, h0;
+  tensor_view<T, 3> out, last_state;
+  bool softplus = false;
+  std::size_t batch = 0, dim = 0, length = 0, nstate = 0;
+};
+
+/// A cache prefetch hint (for writing when `write`). The scan reads 3 or 4 streams per channel of
+/// a block (u, delta, z, out): 64 concurrent streams are more than the hardware prefetchers follow,
+/// so the gathers prefetch the same position of the next chunk (~4 µs of work ahead, far more than
+/// the DRAM latency). Issued next to real loads: GCC deletes loops that only prefetch.
+template <class T>
+inline void prefetch(const T* p, bool write) noexcept {
+#if defined(__GNUC__)
+  if (write) {
+    __builtin_prefetch(p, 1, 2);
+  } else {
+    __builtin_prefetch(p, 0, 2);
+  }
+#else
+  (void)p, (void)write;
+#endif
+}
+
+/// dst[j * dst_stride + i] = src[i * src_stride + j] for i, j < W: a W x W transposition, in
+/// registers on AVX-512 (4 or 3 shuffle stages instead of W^2 scalar moves; the scalar moves cost
+/// as much as the scan itself in channel-major layouts), element by element elsewhere.
+template <class T, class Arch>
+inline void transpose_block(const T* src, std::ptrdiff_t src_stride, T* dst, std::ptrdiff_t dst_stride,
+                            std::ptrdiff_t src_ahead = 0, std::ptrdiff_t dst_ahead = 0) noexcept {
+  constexpr std::size_t W = width_v<T, Arch>;
+#if XSIMD_WITH_AVX512F
+  if constexpr (!is_scalar_v<Arch> && std::is_base_of_v<xsimd::avx512f, Arch> && std::is_same_v<T, float>) {
+    // u[4g + m], lane l = column 4l + m of rows 4g..4g+3; then two 128-bit lane shuffles.
+    __m512 r[16], u[16];
+    for (int i = 0; i < 16; ++i) {
+      prefetch(src + i * src_stride + src_ahead, false);
+      r[i] = _mm512_loadu_ps(src + i * src_stride);
+    }
+    for (int g = 0; g < 4; ++g) {
+      const __m512 lo01 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]), hi01 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
+      const __m512 lo23 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]);
+      const __m512 hi23 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
+      u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(lo01), _mm512_castps_pd(lo23)));
+      u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(lo01), _mm512_castps_pd(lo23)));
+      u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(hi01), _mm512_castps_pd(hi23)));
+      u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(hi01), _mm512_castps_pd(hi23)));
+    }
+    for (int m = 0; m < 4; ++m) {
+      for (int q = 0; q < 4; ++q) prefetch(dst + (4 * q + m) * dst_stride + dst_ahead, true);
+      const __m512 x = _mm512_shuffle_f32x4(u[m], u[4 + m], 0x88), y = _mm512_shuffle_f32x4(u[m], u[4 + m], 0xdd);
+      const __m512 x2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0x88);
+      const __m512 y2 = _mm512_shuffle_f32x4(u[8 + m], u[12 + m], 0xdd);
+      _mm512_storeu_ps(dst + m * dst_stride, _mm512_shuffle_f32x4(x, x2, 0x88));
+      _mm512_storeu_ps(dst + (4 + m) * dst_stride, _mm512_shuffle_f32x4(y, y2, 0x88));
+      _mm512_storeu_ps(dst + (8 + m) * dst_stride, _mm512_shuffle_f32x4(x, x2, 0xdd));
+      _mm512_storeu_ps(dst + (12 + m) * dst_stride, _mm512_shuffle_f32x4(y, y2, 0xdd));
+    }
+    return;
+  } else if constexpr (!is_scalar_v<Arch> && std::is_base_of_v<xsimd::avx512f, Arch> && std::is_same_v<T, double>) {
+    // t[2p + m], lane l = column 2l + m of rows 2p, 2p+1; then two 128-bit lane shuffles.
+    __m512d r[8], t[8];
+    for (int i = 0; i < 8; ++i) {
+      prefetch(src + i * src_stride + src_ahead, false);
+      r[i] = _mm512_loadu_pd(src + i * src_stride);
+    }
+    for (int q = 0; q < 4; ++q) {
+      t[2 * q] = _mm512_unpacklo_pd(r[2 * q], r[2 * q + 1]);
+      t[2 * q + 1] = _mm512_unpackhi_pd(r[2 * q], r[2 * q + 1]);
+    }
+    for (int m = 0; m < 2; ++m) {
+      for (int q = 0; q < 4; ++q) prefetch(dst + (2 * q + m) * dst_stride + dst_ahead, true);
+      const __m512d x = _mm512_shuffle_f64x2(t[m], t[2 + m], 0x88), y = _mm512_shuffle_f64x2(t[m], t[2 + m], 0xdd);
+      const __m512d x2 = _mm512_shuffle_f64x2(t[4 + m], t[6 + m], 0x88);
+      const __m512d y2 = _mm512_shuffle_f64x2(t[4 + m], t[6 + m], 0xdd);
+      _mm512_storeu_pd(dst + m * dst_stride, _mm512_shuffle_f64x2(x, x2, 0x88));
+      _mm512_storeu_pd(dst + (2 + m) * dst_stride, _mm512_shuffle_f64x2(y, y2, 0x88));
+      _mm512_storeu_pd(dst + (4 + m) * dst_stride, _mm512_shuffle_f64x2(x, x2, 0xdd));
+      _mm512_storeu_pd(dst + (6 + m) * dst_stride, _mm512_shuffle_f64x2(y, y2, 0xdd));
+    }
+    return;
+  }
+#endif
+  (void)src_ahead, (void)dst_ahead;
+  for (std::size_t i = 0; i < W; ++i)
+    for (std::size_t j = 0; j < W; ++j)
+      dst[static_cast<std::ptrdiff_t>(j) * dst_stride + static_cast<std::ptrdiff_t>(i)] =
+          src[static_cast<std::ptrdiff_t>(i) * src_stride + static_cast<std::ptrdiff_t>(j)];
+}
+
+/// dst[t * W + c] = src(row, d0 + c, t0 + t) for t < tokens, c < count (a transposing gather).
+template <class T, class Arch>
+inline void gather_chunk(const tensor_view<const T, 3>& src, std::size_t row, std::size_t d0, std::size_t count,
+                         std::size_t t0, std::size_t tokens, T* dst, std::size_t ahead) noexcept {
+  constexpr std::size_t W = width_v<T, Arch>;
+  const std::ptrdiff_t sd = src.stride(1), sl = src.stride(2);
+  const T* base = src.data() + static_cast<std::ptrdiff_t>(row) * src.stride(0) +
+                  static_cast<std::ptrdiff_t>(d0) * sd + static_cast<std::ptrdiff_t>(t0) * sl;
+  std::size_t t = 0;
+  if (sd == 1 && count == W) {
+    const auto pf = static_cast<std::ptrdiff_t>(ahead) * sl;
+    for (; t < tokens; ++t) {
+      const T* p = base + static_cast<std::ptrdiff_t>(t) * sl;
+      prefetch(p + pf, false);
+      detail::store(dst + t * W, detail::load<Arch>(p));
+    }
+  } else if (sl == 1 && count == W) {
+    for (; t + W <= tokens; t += W) transpose_block<T, Arch>(base + t, sd, dst + t * W, W, static_cast<std::ptrdiff_t>(ahead));
+  }
+  for (std::size_t c = 0; c < count && t < tokens; ++c) {
+    const T* p = base + static_cast<std::ptrdiff_t>(c) * sd;
+    for (std::size_t i = t; i < tokens; ++i) dst[i * W + c] = p[static_cast<std::ptrdiff_t>(i) * sl];
+  }
+}
+
+/// dst(row, d0 + c, t0 + t) = src[t * W + c] (the inverse of gather_chunk).
+template <class T, class Arch>
+inline void scatter_chunk(const T* src, std::size_t row, std::size_t d0, std::size_t count, std::size_t t0,
+                          std::size_t tokens, const tensor_view<T, 3>& dst, std::size_t ahead) noexcept {
+  constexpr std::size_t W = width_v<T, Arch>;
+  const std::ptrdiff_t sd = dst.stride(1), sl = dst.stride(2);
+  T* base = dst.data() + static_cast<std::ptrdiff_t>(row) * dst.stride(0) + static_cast<std::ptrdiff_t>(d0) * sd +
+            static_cast<std::ptrdiff_t>(t0) * sl;
+  std::size_t t = 0;
+  if (sd == 1 && count == W) {
+    const auto pf = static_cast<std::ptrdiff_t>(ahead) * sl;
+    for (; t < tokens; ++t) {
+      T* p = base + static_cast<std::ptrdiff_t>(t) * sl;
+      prefetch(p + pf, true);
+      detail::store(p, detail::load<Arch>(src + t * W));
+    }
+  } else if (sl == 1 && count == W) {
+    for (; t + W <= tokens; t += W) transpose_block<T, Arch>(src + t * W, W, base + t, sd, 0, static_cast<std::ptrdiff_t>(ahead));
+  }
+  for (std::size_t c = 0; c < count && t < tokens; ++c) {
+    T* p = base + static_cast<std::ptrdiff_t>(c) * sd;
+    for (std::size_t i = t; i < tokens; ++i) p[static_cast<std::ptrdiff_t>(i) * sl] = src[i * W + c];
+  }
+}
+
+/// dst[t * max_state_tile + k] = seq(n0 + k, t0 + t) for k < nt, t < tokens: the B or C values of
+/// a state tile for a chunk, token-major so that the tile broadcasts them with constant offsets.
+template <class T, class Arch>
+inline void copy_tile(const tensor_view<const T, 2>& seq, std::size_t n0, std::size_t nt, std::size_t t0,
+                      std::size_t tokens, T* dst) noexcept {
+  constexpr std::size_t W = width_v<T, Arch>;
+  const std::ptrdiff_t sn = seq.stride(0), sl = seq.stride(1);
+  const T* base = seq.data() + static_cast<std::ptrdiff_t>(n0) * sn + static_cast<std::ptrdiff_t>(t0) * sl;
+  std::size_t t = 0;
+  if (sn == 1) {  // token-major B/C: each token's nt values are contiguous
+    for (; t < tokens; ++t) std::copy_n(base + static_cast<std::ptrdiff_t>(t) * sl, nt, dst + t * max_state_tile);
+  } else if (sl == 1 && W > 1 && nt % W == 0) {
+    for (; t + W <= tokens; t += W)
+      for (std::size_t k = 0; k < nt; k += W)
+        transpose_block<T, Arch>(base + static_cast<std::ptrdiff_t>(k) * sn + static_cast<std::ptrdiff_t>(t), sn,
+                                 dst + t * max_state_tile + k, max_state_tile);
+  }
+  for (std::size_t k = 0; k < nt; ++k) {
+    const T* row = base + static_cast<std::ptrdiff_t>(k) * sn;
+    for (std::size_t i = t; i < tokens; ++i) dst[i * max_state_tile + k] = row[static_cast<std::ptrdiff_t>(i) * sl];
+  }
+}
+
+/// Where block `index` of a batch row lies: channels [d0, d0 + count), count <= W. Blocks never
+/// straddle a group boundary of B or C: channels are cut into segments of gcd(group sizes)
+/// channels, and each segment into blocks of W.
+struct block_layout {
+  std::size_t segment = 1, blocks_per_segment = 1;
+
+  std::size_t d0(std::size_t index, std::size_t width) const noexcept {
+    return (index / blocks_per_segment) * segment + (index % blocks_per_segment) * width;
+  }
+  std::size_t count(std::size_t index, std::size_t width) const noexcept {
+    const std::size_t end = (index / blocks_per_segment + 1) * segment;
+    return std::min(width, end - d0(index, width));
+  }
+};
+
+/// The values of one block of channels that persist across chunks, in `work` (per_block_values):
+/// A, h, fixed B, fixed C (N rows of W lanes each), then the lanes of delta_bias and D.
+template <class T, class Arch>
+constexpr std::size_t per_block_values(std::size_t nstate) noexcept {
+  return (4 * nstate + 2) * width_v<T, Arch>;
+}
+
+template <class T, class Arch>
+void block_init(const scan_problem<T>& p, std::size_t row, std::size_t d0, std::size_t count, T* work) {
+  constexpr std::size_t W = width_v<T, Arch>;
+  const std::size_t N = p.nstate;
+  std::fill(work, work + per_block_values<T, Arch>(N), T(0));
+  T* a = work;
+  T* h = work + N * W;
+  T* bf = work + 2 * N * W;
+  T* cf = work + 3 * N * W;
+  T* lanes = work + 4 * N * W;
+  for (std::size_t c = 0; c < count; ++c) {
+    for (std::size_t n = 0; n < N; ++n) {
+      a[n * W + c] = p.A(d0 + c, n);
+      if (!p.h0.empty()) h[n * W + c] = p.h0(row, d0 + c, n);
+      if (p.B.fixed) bf[n * W + c] = p.B.matrix(d0 + c, n);
+      if (p.C.fixed) cf[n * W + c] = p.C.matrix(d0 + c, n);
+    }
+    if (!p.delta_bias.empty()) lanes[c] = p.delta_bias(d0 + c);
+    if (!p.D.empty()) lanes[W + c] = p.D(d0 + c);
+  }
+}
+
+template <class T, class Arch>
+void block_finish(const scan_problem<T>& p, std::size_t row, std::size_t d0, std::size_t count, const T* work) {
+  constexpr std::size_t W = width_v<T, Arch>;
+  if (p.last_state.empty()) return;
+  const T* h = work + p.nstate * W;
+  for (std::size_t c = 0; c < count; ++c)
+    for (std::size_t n = 0; n < p.nstate; ++n) p.last_state(row, d0 + c, n) = h[n * W + c];
+}
+
+/// The chunk buffers, shared by the blocks of a piece one after the other (about 24 KiB: L1).
+/// bv/cv hold the B/C values of one state tile for a chunk; `b_key`/`c_key` say which (group,
+/// first state, first token) they hold, so that blocks of the same group copy them once.
+template <class T, class Arch>
+struct chunk_buffers {
+  static constexpr std::size_t W = width_v<T, Arch>;
+  alignas(64) T dt[chunk_tokens * W] = {};
+  alignas(64) T du[chunk_tokens * W] = {};
+  alignas(64) T ub[chunk_tokens * W] = {};
+  alignas(64) T yb[chunk_tokens * W] = {};
+  alignas(64) T bv[chunk_tokens * max_state_tile] = {};
+  alignas(64) T cv[chunk_tokens * max_state_tile] = {};
+  std::array<std::size_t, 3> b_key{~std::size_t{0}, 0, 0}, c_key{~std::size_t{0}, 0, 0};
+};
+
+/// Tokens [t0, t0 + tokens) of one batch row and one block of `count` <= W channels [d0, d0 +
+/// count), all of which use the same group of B and of C. Lanes past `count` compute on zeros
+/// and are dropped.
+template <class T, class Arch>
+void block_chunk(const scan_problem<T>& p, std::size_t row, std::size_t d0, std::size_t count, T* work,
+                 std::size_t t0, std::size_t tokens, chunk_buffers<T, Arch>& buf) {
+  using V = batch_t<T, Arch>;
+  constexpr std::size_t W = width_v<T, Arch>;
+  constexpr std::size_t CT = chunk_tokens;
+  const std::size_t N = p.nstate, L = p.length;
+  T* a = work;
+  T* h = work + N * W;
+  T* bf = work + 2 * N * W;
+  T* cf = work + 3 * N * W;
+  const V bias = detail::load<Arch>(work + 4 * N * W);
+  const V skip = detail::load<Arch>(work + 4 * N * W + W);
+  T* dt = buf.dt;
+  T* du = buf.du;
+  T* ub = buf.ub;
+  T* yb = buf.yb;
+  // Prefetch distance: the same position two chunks ahead, when there is one.
+  const std::size_t ahead = t0 + 2 * CT < L ? 2 * CT : 0;
+  gather_chunk<T, Arch>(p.u, row, d0, count, t0, tokens, ub, ahead);
+  gather_chunk<T, Arch>(p.delta, row, d0, count, t0, tokens, dt, ahead);
+  for (std::size_t t = 0; t < tokens; ++t) {
+    V d = detail::load<Arch>(dt + t * W) + bias;
+    if (p.softplus) d = detail::softplus(d);
+    detail::store(dt + t * W, d);
+    detail::store(du + t * W, d * detail::load<Arch>(ub + t * W));
+  }
+  if (N == 0) std::fill(yb, yb + CT * W, T(0));
+  const std::size_t gb = p.B.fixed ? 0 : d0 / group_size(p.B, p.dim);
+  const std::size_t gc = p.C.fixed ? 0 : d0 / group_size(p.C, p.dim);
+  for (std::size_t n0 = 0; n0 < N;) {
+    const std::size_t nt = next_tile(N - n0);
+    // The (N, L) slice of this block's group for variable/grouped B and C, copied once per group.
+    if (!p.B.fixed && buf.b_key != std::array<std::size_t, 3>{gb, n0, t0}) {
+      copy_tile<T, Arch>(p.B.sequence[row][gb], n0, nt, t0, tokens, buf.bv);
+      buf.b_key = {gb, n0, t0};
+    }
+    if (!p.C.fixed && buf.c_key != std::array<std::size_t, 3>{gc, n0, t0}) {
+      copy_tile<T, Arch>(p.C.sequence[row][gc], n0, nt, t0, tokens, buf.cv);
+      buf.c_key = {gc, n0, t0};
+    }
+    const T* bp = p.B.fixed ? bf + n0 * W : buf.bv;
+    const T* cp = p.C.fixed ? cf + n0 * W : buf.cv;
+    const bool acc = n0 > 0;
+    T* hp = h + n0 * W;
+    const T* ap = a + n0 * W;
+    switch (nt) {
+      case 16: scan_tile_dispatch<16, T, Arch>(p.B.fixed, p.C.fixed, tokens, dt, du, yb, acc, ap, hp, bp, cp); break;
+      case 8: scan_tile_dispatch<8, T, Arch>(p.B.fixed, p.C.fixed, tokens, dt, du, yb, acc, ap, hp, bp, cp); break;
+      case 4: scan_tile_dispatch<4, T, Arch>(p.B.fixed, p.C.fixed, tokens, dt, du, yb, acc, ap, hp, bp, cp); break;
+      default: scan_tile_dispatch<1, T, Arch>(p.B.fixed, p.C.fixed, tokens, dt, du, yb, acc, ap, hp, bp, cp); break;
+    }
+    n0 += nt;
+  }
+  // out = (y + D u) * silu(z); the z chunk reuses the du buffer, which the tiles no longer need.
+  if (!p.z.empty()) gather_chunk<T, Arch>(p.z, row, d0, count, t0, tokens, du, ahead);
+  for (std::size_t t = 0; t < tokens; ++t) {
+    V y = detail::load<Arch>(yb + t * W);
+    if (!p.D.empty()) y = detail::fma(skip, detail::load<Arch>(ub + t * W), y);
+    if (!p.z.empty()) y = y * detail::silu(detail::load<Arch>(du + t * W));
+    detail::store(yb + t * W, y);
+  }
+  scatter_chunk<T, Arch>(yb, row, d0, count, t0, tokens, p.out, ahead);
+}
+
+/// Blocks per piece: a piece of one batch row runs chunk by chunk, each chunk over all its blocks,
+/// so that a token-major token row (and the B/C of a chunk) is used by neighbouring blocks while
+/// it is in cache and TLB, instead of once per block and L (16 blocks: 256 float channels).
+inline constexpr std::size_t piece_blocks = 16;
+
+/// Runs the scan over pieces (batch row x up to piece_blocks channel blocks) on parallel_for.
+template <class T, class Arch>
+void selective_scan_run(const scan_problem<T>& p, const parallel_options& options) {
+  constexpr std::size_t W = width_v<T, Arch>;
+  if (p.batch == 0 || p.dim == 0) return;
+  block_layout layout;
+  layout.segment = std::gcd(group_size(p.B, p.dim), group_size(p.C, p.dim));
+  layout.blocks_per_segment = (layout.segment + W - 1) / W;
+  const std::size_t blocks_per_row = (p.dim / layout.segment) * layout.blocks_per_segment;
+  const std::size_t pieces_per_row = (blocks_per_row + piece_blocks - 1) / piece_blocks;
+  parallel_options run_options = options;
+  // Split only where each piece has at least ~64 Ki state updates (a parallel region costs µs).
+  const std::size_t per_piece =
+      std::max<std::size_t>(1, p.length * std::max<std::size_t>(p.nstate, 1) * W * std::min(piece_blocks, blocks_per_row));
+  run_options.min_block = std::max<std::ptrdiff_t>(options.min_block,
+                                                   static_cast<std::ptrdiff_t>((std::size_t{1} << 16) / per_piece + 1));
+  const std::size_t block_values = per_block_values<T, Arch>(p.nstate);
+  parallel_for(std::size_t{0}, p.batch * pieces_per_row, [&](std::size_t piece) {
+    const std::size_t row = piece / pieces_per_row;
+    const std::size_t first = (piece % pieces_per_row) * piece_blocks;
+    const std::size_t blocks = std::min(piece_blocks, blocks_per_row - first);
+    std::vector<T> work(blocks * block_values);
+    auto buf = std::make_unique<chunk_buffers<T, Arch>>();  // ~24 KiB, off the (OpenMP) stack
+    for (std::size_t j = 0; j < blocks; ++j)
+      block_init<T, Arch>(p, row, layout.d0(first + j, W), layout.count(first + j, W), work.data() + j * block_values);
+    for (std::size_t t0 = 0; t0 < p.length; t0 += chunk_tokens) {
+      const std::size_t tokens = std::min(chunk_tokens, p.length - t0);
+      for (std::size_t j = 0; j < blocks; ++j)
+        block_chunk<T, Arch>(p, row, layout.d0(first + j, W), layout.count(first + j, W),
+                             work.data() + j * block_values, t0, tokens, *buf);
+    }
+    for (std::size_t j = 0; j < blocks; ++j)
+      block_finish<T, Arch>(p, row, layout.d0(first + j, W), layout.count(first + j, W), work.data() + j * block_values);
+  }, run_options);
+}
+
+/// Everything one decode step needs, after validation, in the heads layout.
+template <class T>
+struct state_update_problem {
+  tensor_view<T, 4> state;                // (batch, H, P, N)
+  tensor_view<const T, 3> x, dt, z;       // (batch, H, P)
+  tensor_view<const T, 3> A;              // (H, P, N)
+  tensor_view<const T, 3> B, C;           // (batch, G, N)
+  tensor_view<const T, 2> D, dt_bias;     // (H, P)
+  tensor_view<T, 3> out;                  // (batch, H, P)
+  bool softplus = false;
+};
+
+/// One state row s_n <- exp(dt a_n) s_n + (dt x) b_n for n in [0, N), returning Σ_n s_n c_n.
+/// SIMD along n when every row is contiguous in n; the tail (or the whole row) runs width 1.
+template <class T, class Arch>
+inline T state_row(std::size_t N, T dtp, T dxp, T* s, std::ptrdiff_t ss, const T* a, std::ptrdiff_t sa,
+                   const T* b, std::ptrdiff_t sb, const T* c, std::ptrdiff_t sc) noexcept {
+  using V = batch_t<T, Arch>;
+  using S = scalar_batch<T>;
+  constexpr std::size_t W = width_v<T, Arch>;
+  std::size_t n = 0;
+  T y = 0;
+  if (ss == 1 && sa == 1 && sb == 1 && sc == 1 && N >= W) {
+    const V dtv(dtp), dxv(dxp);
+    V acc(T(0));
+    for (; n + W <= N; n += W) {
+      const V next = detail::fma(decay_exp<T, Arch>(dtv * detail::load<Arch>(a + n)), detail::load<Arch>(s + n),
+                                 dxv * detail::load<Arch>(b + n));
+      detail::store(s + n, next);
+      acc = detail::fma(next, detail::load<Arch>(c + n), acc);
+    }
+    y = detail::reduce_add(acc);
+  }
+  for (; n < N; ++n) {
+    const auto i = static_cast<std::ptrdiff_t>(n);
+    const S next = detail::fma(detail::exp(S(dtp) * S(a[i * sa])), S(s[i * ss]), S(dxp) * S(b[i * sb]));
+    s[i * ss] = next.value;
+    y = detail::fma(next, S(c[i * sc]), S(y)).value;
+  }
+  return y;
+}
+
+/// Loads `count` <= W values with stride `stride` into a batch, zero-padding the other lanes.
+template <class T, class Arch>
+inline batch_t<T, Arch> load_lanes(const T* p, std::ptrdiff_t stride, std::size_t count) noexcept {
+  constexpr std::size_t W = width_v<T, Arch>;
+  if (stride == 1 && count == W) return detail::load<Arch>(p);
+  alignas(64) T lanes[W] = {};
+  for (std::size_t c = 0; c < count; ++c) lanes[c] = p[static_cast<std::ptrdiff_t>(c) * stride];
+  return detail::load<Arch>(lanes);
+}
+
+/// The decode step of one (batch, head) row over the P channels, in blocks of W channels so
+/// that softplus, the D skip and the silu gate are vectorised across channels. Pointers are
+/// formed from strides directly: view::operator() in this loop cost a quarter of the time.
+template <class T, class Arch>
+void state_update_head(const state_update_problem<T>& p, std::size_t b, std::size_t hd) noexcept {
+  using V = batch_t<T, Arch>;
+  constexpr std::size_t W = width_v<T, Arch>;
+  const std::size_t H = p.state.extent(1), P = p.state.extent(2), N = p.state.extent(3);
+  if (P == 0) return;
+  // (i, j, ...) of a view, from its first two strides.
+  const auto at = [](auto& view, std::size_t i, std::size_t j) {
+    return view.data() + static_cast<std::ptrdiff_t>(i) * view.stride(0) + static_cast<std::ptrdiff_t>(j) * view.stride(1);
+  };
+  const T* xr = at(p.x, b, hd);
+  const T* dtr = at(p.dt, b, hd);
+  const T* zr = p.z.empty() ? nullptr : at(p.z, b, hd);
+  const T* dr = p.D.empty() ? nullptr : p.D.data() + static_cast<std::ptrdiff_t>(hd) * p.D.stride(0);
+  const T* biasr = p.dt_bias.empty() ? nullptr : p.dt_bias.data() + static_cast<std::ptrdiff_t>(hd) * p.dt_bias.stride(0);
+  T* outr = at(p.out, b, hd);
+  const std::ptrdiff_t sx = p.x.stride(2), sdt = p.dt.stride(2), so = p.out.stride(2);
+  const std::ptrdiff_t sz = p.z.empty() ? 0 : p.z.stride(2), sd = p.D.empty() ? 0 : p.D.stride(1);
+  const std::ptrdiff_t sbias = p.dt_bias.empty() ? 0 : p.dt_bias.stride(1);
+  // Rows over n: state (b, hd, c, :), A (hd, c, :), B/C (b, g, :). No pointer into an empty view.
+  const std::size_t gb = hd / (H / p.B.extent(1)), gc = hd / (H / p.C.extent(1));
+  T* sr = N == 0 ? nullptr : at(p.state, b, hd);
+  const T* ar = N == 0 ? nullptr : p.A.data() + static_cast<std::ptrdiff_t>(hd) * p.A.stride(0);
+  const T* bp = N == 0 ? nullptr : at(p.B, b, gb);
+  const T* cp = N == 0 ? nullptr : at(p.C, b, gc);
+  const std::ptrdiff_t ss_c = p.state.stride(2), ss_n = p.state.stride(3), sa_c = p.A.stride(1), sa_n = p.A.stride(2);
+  const std::ptrdiff_t sb = p.B.stride(2), sc = p.C.stride(2);
+  for (std::size_t p0 = 0; p0 < P; p0 += W) {
+    const std::size_t count = std::min(W, P - p0);
+    const auto off = [p0](std::ptrdiff_t stride) { return static_cast<std::ptrdiff_t>(p0) * stride; };
+    const V xv = load_lanes<T, Arch>(xr + off(sx), sx, count);
+    V dtv = load_lanes<T, Arch>(dtr + off(sdt), sdt, count);
+    if (biasr) dtv = dtv + load_lanes<T, Arch>(biasr + off(sbias), sbias, count);
+    if (p.softplus) dtv = detail::softplus(dtv);
+    alignas(64) T dtb[W], dxb[W], yb[W] = {};
+    detail::store(dtb, dtv);
+    detail::store(dxb, dtv * xv);
+    if (N == W && W > 1 && ss_n == 1 && sa_n == 1 && sb == 1 && sc == 1) {
+      // Mamba-1's N = 16 in float on AVX-512: one register per channel, and a straight-line body
+      // so that the exp constants are hoisted out of the channel loop.
+      const V bv = detail::load<Arch>(bp), cv = detail::load<Arch>(cp);
+      for (std::size_t c = 0; c < count; ++c) {
+        const auto ch = static_cast<std::ptrdiff_t>(p0 + c);
+        T* sc_row = sr + ch * ss_c;
+        const V next = detail::fma(decay_exp<T, Arch>(V(dtb[c]) * detail::load<Arch>(ar + ch * sa_c)),
+                                   detail::load<Arch>(sc_row), V(dxb[c]) * bv);
+        detail::store(sc_row, next);
+        yb[c] = detail::reduce_add(next * cv);
+      }
+    } else {
+      for (std::size_t c = 0; c < count && N != 0; ++c) {
+        const auto ch = static_cast<std::ptrdiff_t>(p0 + c);
+        yb[c] = state_row<T, Arch>(N, dtb[c], dxb[c], sr + ch * ss_c, ss_n, ar + ch * sa_c, sa_n, bp, sb, cp, sc);
+      }
+    }
+    V y = detail::load<Arch>(yb);
+    if (dr) y = detail::fma(load_lanes<T, Arch>(dr + off(sd), sd, count), xv, y);
+    if (zr) y = y * detail::silu(load_lanes<T, Arch>(zr + off(sz), sz, count));
+    if (so == 1 && count == W) {
+      detail::store(outr + off(so), y);
+    } else {
+      detail::store(yb, y);
+      for (std::size_t c = 0; c < count; ++c) outr[static_cast<std::ptrdiff_t>(p0 + c) * so] = yb[c];
+    }
+  }
+}
+
+template <class T, class Arch>
+void selective_state_update_run(const state_update_problem<T>& p, const parallel_options& options) {
+  const std::size_t batch = p.state.extent(0), H = p.state.extent(1);
+  const std::size_t per_head = std::max<std::size_t>(1, p.state.extent(2) * p.state.extent(3));
+  parallel_options run_options = options;
+  // A decode step is microseconds: split only where each piece has ~256 Ki state updates.
+  run_options.min_block = std::max<std::ptrdiff_t>(options.min_block,
+                                                   static_cast<std::ptrdiff_t>((std::size_t{1} << 18) / per_head + 1));
+  parallel_for(std::size_t{0}, batch * H, [&](std::size_t i) { state_update_head<T, Arch>(p, i / H, i % H); },
+               run_options);
+}
+
+}  // namespace ssmkit::detail

@@ -1,0 +1,426 @@
+#pragma once
+/// \file selective_scan.hpp
+/// Mamba's selective scan (the S6 layer's recurrence) and its single-token decode step, with the
+/// semantics of state-spaces/mamba's `selective_scan_ref` and `selective_state_update_ref`
+/// (docs/selective_scan.md; ../shared/docs/reference-semantics.md sections 6 and 7).
+///
+/// Shapes: B batch, D (or dim) channels, L tokens, N state size, G groups, H heads, P head dim.
+/// Every argument is a view with any strides: mamba's channel-major (batch, D, L) is the plain
+/// row-major view, and the token-major (batch, L, D) of inference engines is passed as
+/// `make_view(p, batch, L, D).transposed(1, 2)`. Both get a fast path; other layouts run the same
+/// maths through strided copies.
+///
+/// Optional arguments travel in small option structs, where an empty (default-constructed) view
+/// means "absent". Only real A is supported; complex A (mamba's complex variant) is not.
+
+#include <array>
+#include <cstddef>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include <ssmkit/backend.hpp>
+#include <ssmkit/detail/selective_scan_impl.hpp>
+#include <ssmkit/error.hpp>
+#include <ssmkit/parallel.hpp>
+#include <ssmkit/view.hpp>
+
+namespace ssmkit {
+
+/// B or C of selective_scan in one of its three layouts, chosen by the view's rank:
+///   - rank 2, **fixed** (D, N): the same matrix at every token;
+///   - rank 3, **variable** (batch, N, L): one vector per token, shared by all channels;
+///   - rank 4, **grouped** (batch, G, N, L): channel d uses group d / (D / G), contiguous blocks.
+/// Constructed implicitly from a view of T or const T, so `selective_scan(u, delta, A, B, C, ...)`
+/// takes any of the three directly.
+template <class T>
+class bc_view {
+ public:
+  bc_view() = default;
+
+  template <class U, class = std::enable_if_t<std::is_same_v<std::remove_const_t<U>, T>>>
+  bc_view(tensor_view<U, 2> fixed) noexcept : rank_(2), fixed_(fixed) {}  // NOLINT(google-explicit-constructor)
+
+  template <class U, class = std::enable_if_t<std::is_same_v<std::remove_const_t<U>, T>>>
+  bc_view(tensor_view<U, 3> variable) noexcept : rank_(3), variable_(variable) {}  // NOLINT(google-explicit-constructor)
+
+  template <class U, class = std::enable_if_t<std::is_same_v<std::remove_const_t<U>, T>>>
+  bc_view(tensor_view<U, 4> grouped) noexcept : rank_(4), grouped_(grouped) {}  // NOLINT(google-explicit-constructor)
+
+  /// 2 (fixed), 3 (variable) or 4 (grouped); 0 for a default-constructed bc_view.
+  std::size_t rank() const noexcept { return rank_; }
+  const tensor_view<const T, 2>& fixed() const noexcept { return fixed_; }
+  const tensor_view<const T, 3>& variable() const noexcept { return variable_; }
+  const tensor_view<const T, 4>& grouped() const noexcept { return grouped_; }
+
+ private:
+  std::size_t rank_ = 0;
+  tensor_view<const T, 2> fixed_;
+  tensor_view<const T, 3> variable_;
+  tensor_view<const T, 4> grouped_;
+};
+
+/// The optional arguments of selective_scan. An empty view means "not given".
+template <class T>
+struct selective_scan_options {
+  const_view<T, 1> D;              ///< (D): skip connection, out += D[d] * u
+  const_view<T, 3> z;              ///< (batch, D, L): gate, out *= silu(z)
+  const_view<T, 1> delta_bias;     ///< (D): added to delta before the softplus
+  bool delta_softplus = false;     ///< Δ = softplus(delta + delta_bias), threshold 20 as torch
+  const_view<T, 3> initial_state;  ///< (batch, D, N): h_{-1} (zero when absent); beyond the reference
+  tensor_view<T, 3> last_state;    ///< output (batch, D, N): h_{L-1}; may be exactly initial_state
+  parallel_options parallel;       ///< threads over batch x channel blocks
+};
+
+/// The optional arguments of selective_state_update, for a state of rank StateRank (3 without
+/// heads, 4 with heads). An empty view means "not given".
+template <class T, std::size_t StateRank>
+struct selective_state_update_options {
+  static_assert(StateRank == 3 || StateRank == 4, "selective_state_update: the state has rank 3 or 4");
+  const_view<T, StateRank - 2> D;        ///< (D) or (H, P): out += D * x
+  const_view<T, StateRank - 1> z;        ///< like x: out *= silu(z)
+  const_view<T, StateRank - 2> dt_bias;  ///< like D: added to dt before the softplus
+  bool dt_softplus = false;              ///< dt = softplus(dt + dt_bias), threshold 20
+  parallel_options parallel;             ///< threads over (batch, head) rows
+};
+
+namespace detail {
+
+template <class T>
+using bc_param = typename std::enable_if<true, bc_view<T>>::type;
+
+/// A view is given when it has data or a non-zero size (check_data rejects a null non-empty one).
+template <class V>
+bool given(const V& view) noexcept {
+  return view.data() != nullptr || view.size() != 0;
+}
+
+template <class T, std::size_t R>
+void check_optional_shape(std::string_view function, std::string_view argument, const tensor_view<T, R>& view,
+                          const std::array<std::size_t, R>& expected) {
+  check_data(function, argument, view);
+  if (given(view)) check_shape(function, argument, view, expected);
+}
+
+/// Validates B or C against (batch, D, N, L) and returns the normalised operand.
+template <class T>
+bc_operand<T> check_bc(std::string_view function, std::string_view argument, const bc_view<T>& x,
+                       std::size_t batch, std::size_t dim, std::size_t nstate, std::size_t length) {
+  bc_operand<T> op;
+  switch (x.rank()) {
+    case 2:
+      check_data(function, argument, x.fixed());
+      check_shape(function, argument, x.fixed(), {dim, nstate});
+      op.fixed = true;
+      op.matrix = x.fixed();
+      break;
+    case 3: {
+      const auto& v = x.variable();
+      check_data(function, argument, v);
+      check_shape(function, argument, v, {batch, nstate, length});
+      op.sequence = tensor_view<const T, 4>(v.data(), {batch, 1, nstate, length},
+                                            {v.stride(0), 0, v.stride(1), v.stride(2)});
+      break;
+    }
+    case 4: {
+      const auto& v = x.grouped();
+      const std::size_t groups = v.extent(1);
+      check_data(function, argument, v);
+      check_shape(function, argument, v, {batch, groups, nstate, length});
+      require(groups > 0 && dim % groups == 0, function, argument, " has ", groups,
+              " groups, which do not divide D = ", dim);
+      op.sequence = v;
+      break;
+    }
+    default:
+      throw_error(function, argument, " is not given (expected a view of rank 2, 3 or 4)");
+  }
+  return op;
+}
+
+template <class T, class V>
+void check_bc_overlap(std::string_view function, std::string_view output, const V& out, std::string_view argument,
+                      const bc_view<T>& x) {
+  if (x.rank() == 2) check_no_overlap(function, output, out, argument, x.fixed());
+  if (x.rank() == 3) check_no_overlap(function, output, out, argument, x.variable());
+  if (x.rank() == 4) check_no_overlap(function, output, out, argument, x.grouped());
+}
+
+/// The view with a dimension of extent 1 (stride 0) inserted before dimension `at`.
+template <class T, std::size_t R>
+tensor_view<T, R + 1> insert_unit(const tensor_view<T, R>& v, std::size_t at) noexcept {
+  std::array<std::size_t, R + 1> e{};
+  std::array<std::ptrdiff_t, R + 1> s{};
+  for (std::size_t i = 0, j = 0; i < R + 1; ++i) {
+    if (i == at) {
+      e[i] = 1;
+      s[i] = 0;
+    } else {
+      e[i] = v.extent(j);
+      s[i] = v.stride(j);
+      ++j;
+    }
+  }
+  return {v.data(), e, s};
+}
+
+/// Checks of selective_state_update shared by both layouts: data, then that the state and out
+/// are disjoint from each other and from every input.
+template <class T, std::size_t SR>
+void check_state_update_overlaps(std::string_view fn, const tensor_view<T, SR>& state,
+                                 const tensor_view<const T, SR - 1>& x, const tensor_view<const T, SR - 1>& dt,
+                                 const tensor_view<const T, SR - 1>& A, const tensor_view<const T, SR - 1>& B,
+                                 const tensor_view<const T, SR - 1>& C, const tensor_view<T, SR - 1>& out,
+                                 const selective_state_update_options<T, SR>& o) {
+  check_no_overlap(fn, "out", out, "state", state);
+  check_no_overlap(fn, "state", state, "x", x);
+  check_no_overlap(fn, "state", state, "dt", dt);
+  check_no_overlap(fn, "state", state, "A", A);
+  check_no_overlap(fn, "state", state, "B", B);
+  check_no_overlap(fn, "state", state, "C", C);
+  check_no_overlap(fn, "state", state, "D", o.D);
+  check_no_overlap(fn, "state", state, "z", o.z);
+  check_no_overlap(fn, "state", state, "dt_bias", o.dt_bias);
+  check_no_overlap(fn, "out", out, "x", x);
+  check_no_overlap(fn, "out", out, "dt", dt);
+  check_no_overlap(fn, "out", out, "A", A);
+  check_no_overlap(fn, "out", out, "B", B);
+  check_no_overlap(fn, "out", out, "C", C);
+  check_no_overlap(fn, "out", out, "D", o.D);
+  check_no_overlap(fn, "out", out, "z", o.z);
+  check_no_overlap(fn, "out", out, "dt_bias", o.dt_bias);
+}
+
+}  // namespace detail
+
+/**
+ * The selective scan of Mamba (S6), exactly mamba's `selective_scan_ref` for real A, plus an
+ * optional initial state:
+ *
+ *     Δ_t   = delta_t + delta_bias[d],  then softplus(Δ_t) when delta_softplus
+ *     h_t   = exp(Δ_t A[d, :]) ⊙ h_{t-1} + Δ_t u_t B_t          (ZOH on A, Euler on B)
+ *     y_t   = Σ_n h_t,n C_t,n
+ *     out_t = (y_t + D[d] u_t) · silu(z_t)                        (D before the gate)
+ *
+ * for every batch row b and channel d independently, with h_{-1} = initial_state (or 0), and
+ * last_state = h_{L-1}.
+ *
+ * \param u, delta  (batch, D, L), any strides.
+ * \param A         (D, N), real.
+ * \param B, C      each (D, N) fixed, (batch, N, L) variable or (batch, G, N, L) grouped, G | D
+ *                  (see bc_view).
+ * \param out       (batch, D, L) output, any strides; must not overlap any input or last_state.
+ * \param options   D, z, delta_bias, delta_softplus, initial_state, last_state and threads.
+ *
+ * Fast paths: channel-major (stride 1 along L) and token-major (stride 1 along D) u, delta, z and
+ * out; other layouts pay strided copies into the chunk buffers. SIMD runs across channels.
+ * \pre T is float or double; Arch is `scalar` or an xsimd architecture the CPU supports.
+ * \throws ssmkit::error on any shape mismatch (the message names the argument, its shape and the
+ *   expected one), G not dividing D, a null view with a non-zero size, or an output overlapping an
+ *   input (last_state may be exactly initial_state, for chunked prefill in place). Nothing is
+ *   written before all checks pass.
+ *
+ * Numerics: each token multiplies the state by exp(Δ A) with a relative error of a few ulp, so the
+ * error of h_t (and of out) relative to max|out| grows at most linearly, like (L + N) · u, and in
+ * practice like min(L, 1/(1 - exp(Δ A))) · u (the state forgets old errors). The SIMD and scalar
+ * backends differ only by the exp implementation (on AVX-512 float ssmkit's own, within 1.3 ulp;
+ * otherwise xsimd's; libm's on the scalar backend), docs/selective_scan.md. Threads (options.parallel)
+ * do not change the result, and neither does cutting L into pieces chained through the states.
+ * An exp that underflows (Δ A below about -104 in float) gives an exact 0 decay, never NaN; NaN
+ * inputs propagate to the outputs they reach.
+ */
+template <class T, class Arch = default_arch>
+void selective_scan(const_view<T, 3> u, const_view<T, 3> delta, const_view<T, 2> A, detail::bc_param<T> B,
+                    detail::bc_param<T> C, tensor_view<T, 3> out, const selective_scan_options<T>& options = {}) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>, "selective_scan: T is float or double");
+  constexpr std::string_view fn = "selective_scan";
+  detail::check_data(fn, "u", u);
+  const std::size_t batch = u.extent(0), dim = u.extent(1), length = u.extent(2);
+  detail::check_data(fn, "delta", delta);
+  detail::check_shape(fn, "delta", delta, {batch, dim, length});
+  detail::check_data(fn, "A", A);
+  const std::size_t nstate = A.extent(1);
+  detail::check_shape(fn, "A", A, {dim, nstate});
+  detail::scan_problem<T> p;
+  p.B = detail::check_bc(fn, "B", B, batch, dim, nstate, length);
+  p.C = detail::check_bc(fn, "C", C, batch, dim, nstate, length);
+  detail::check_data(fn, "out", out);
+  detail::check_shape(fn, "out", out, {batch, dim, length});
+  detail::check_optional_shape(fn, "D", options.D, {dim});
+  detail::check_optional_shape(fn, "z", options.z, {batch, dim, length});
+  detail::check_optional_shape(fn, "delta_bias", options.delta_bias, {dim});
+  detail::check_optional_shape(fn, "initial_state", options.initial_state, {batch, dim, nstate});
+  detail::check_optional_shape(fn, "last_state", options.last_state, {batch, dim, nstate});
+
+  const auto& last = options.last_state;
+  const auto& h0 = options.initial_state;
+  detail::check_no_overlap(fn, "out", out, "u", u);
+  detail::check_no_overlap(fn, "out", out, "delta", delta);
+  detail::check_no_overlap(fn, "out", out, "A", A);
+  detail::check_bc_overlap(fn, "out", out, "B", B);
+  detail::check_bc_overlap(fn, "out", out, "C", C);
+  detail::check_no_overlap(fn, "out", out, "D", options.D);
+  detail::check_no_overlap(fn, "out", out, "z", options.z);
+  detail::check_no_overlap(fn, "out", out, "delta_bias", options.delta_bias);
+  detail::check_no_overlap(fn, "out", out, "initial_state", h0);
+  detail::check_no_overlap(fn, "out", out, "last_state", last);
+  detail::check_no_overlap(fn, "last_state", last, "u", u);
+  detail::check_no_overlap(fn, "last_state", last, "delta", delta);
+  detail::check_no_overlap(fn, "last_state", last, "A", A);
+  detail::check_bc_overlap(fn, "last_state", last, "B", B);
+  detail::check_bc_overlap(fn, "last_state", last, "C", C);
+  detail::check_no_overlap(fn, "last_state", last, "D", options.D);
+  detail::check_no_overlap(fn, "last_state", last, "z", options.z);
+  detail::check_no_overlap(fn, "last_state", last, "delta_bias", options.delta_bias);
+  // In place (the same elements, the same strides) is safe: each block reads its h0 entries before
+  // it writes the same entries of last_state, and no block touches another's.
+  const bool in_place = last.data() == h0.data() && last.strides() == h0.strides();
+  if (!in_place) detail::check_no_overlap(fn, "last_state", last, "initial_state", h0);
+
+  p.u = u;
+  p.delta = delta;
+  p.A = A;
+  p.D = options.D;
+  p.delta_bias = options.delta_bias;
+  p.z = options.z;
+  p.h0 = h0;
+  p.out = out;
+  p.last_state = last;
+  p.softplus = options.delta_softplus;
+  p.batch = batch;
+  p.dim = dim;
+  p.length = length;
+  p.nstate = nstate;
+  detail::selective_scan_run<T, Arch>(p, options.parallel);
+}
+
+/**
+ * One decode step of Mamba with heads, exactly mamba's `selective_state_update_ref`; the state is
+ * updated in place:
+ *
+ *     dt    = dt + dt_bias[h, p],  then softplus(dt) when dt_softplus
+ *     state = exp(dt A[h, p, :]) ⊙ state + dt x B[b, g(h), :]      (g(h) = h / (H / G))
+ *     out   = (Σ_n state_n C[b, g(h), n] + D[h, p] x) · silu(z)     (the updated state)
+ *
+ * \param state  (batch, H, P, N), updated in place; any strides.
+ * \param x, dt  (batch, H, P).
+ * \param A      (H, P, N). Mamba-2's per-head scalar A is a view with strides (s, 0, 0).
+ * \param B, C   (batch, G, N), G | H (G may differ between B and C).
+ * \param out    (batch, H, P) output.
+ * \param options D (H, P), z (batch, H, P), dt_bias (H, P), dt_softplus, threads.
+ *
+ * No heap allocation. L steps from a state h0 equal selective_scan over those L tokens with
+ * initial_state h0, up to rounding (the decode sums over n in another order).
+ * \throws ssmkit::error on a shape mismatch, G not dividing H, a null view with a non-zero size,
+ *   or state/out overlapping each other or an input. Nothing is written before all checks pass.
+ *
+ * Numerics: one step; out has a relative error of a few ulp times N (the sum over n), normwise.
+ */
+template <class T, class Arch = default_arch>
+void selective_state_update(tensor_view<T, 4> state, const_view<T, 3> x, const_view<T, 3> dt, const_view<T, 3> A,
+                            const_view<T, 3> B, const_view<T, 3> C, tensor_view<T, 3> out,
+                            const selective_state_update_options<T, 4>& options = {}) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "selective_state_update: T is float or double");
+  constexpr std::string_view fn = "selective_state_update";
+  detail::check_data(fn, "state", state);
+  const std::size_t batch = state.extent(0), H = state.extent(1), P = state.extent(2), N = state.extent(3);
+  for (const auto& [name, v] : {std::pair{"x", x}, std::pair{"dt", dt}}) {
+    detail::check_data(fn, name, v);
+    detail::check_shape(fn, name, v, {batch, H, P});
+  }
+  detail::check_data(fn, "A", A);
+  detail::check_shape(fn, "A", A, {H, P, N});
+  for (const auto& [name, v] : {std::pair{"B", B}, std::pair{"C", C}}) {
+    detail::check_data(fn, name, v);
+    const std::size_t groups = v.extent(1);
+    detail::check_shape(fn, name, v, {batch, groups, N});
+    detail::require(groups > 0 && H % groups == 0, fn, name, " has ", groups, " groups, which do not divide H = ", H);
+  }
+  detail::check_data(fn, "out", out);
+  detail::check_shape(fn, "out", out, {batch, H, P});
+  detail::check_optional_shape(fn, "D", options.D, {H, P});
+  detail::check_optional_shape(fn, "z", options.z, {batch, H, P});
+  detail::check_optional_shape(fn, "dt_bias", options.dt_bias, {H, P});
+  detail::check_state_update_overlaps(fn, state, x, dt, A, B, C, out, options);
+  if (state.empty() && out.empty()) return;
+
+  detail::state_update_problem<T> p;
+  p.state = state;
+  p.x = x;
+  p.dt = dt;
+  p.z = options.z;
+  p.A = A;
+  p.B = B;
+  p.C = C;
+  p.D = options.D;
+  p.dt_bias = options.dt_bias;
+  p.out = out;
+  p.softplus = options.dt_softplus;
+  detail::selective_state_update_run<T, Arch>(p, options.parallel);
+}
+
+/**
+ * One decode step of Mamba-1 (no heads), exactly mamba's `selective_state_update_ref` on the
+ * (batch, D, N) layout; the state is updated in place:
+ *
+ *     dt    = dt + dt_bias[d],  then softplus(dt) when dt_softplus
+ *     state = exp(dt A[d, :]) ⊙ state + dt x B[b, :]
+ *     out   = (Σ_n state_n C[b, n] + D[d] x) · silu(z)
+ *
+ * \param state  (batch, D, N), updated in place; any strides.
+ * \param x, dt  (batch, D).
+ * \param A      (D, N).
+ * \param B, C   (batch, N).
+ * \param out    (batch, D) output.
+ * \param options D (D), z (batch, D), dt_bias (D), dt_softplus, threads.
+ *
+ * No heap allocation. L steps equal selective_scan with variable B and C over those L tokens.
+ * \throws ssmkit::error as the heads overload, with shapes in this layout.
+ *
+ * Numerics: one step; out has a relative error of a few ulp times N, normwise.
+ */
+template <class T, class Arch = default_arch>
+void selective_state_update(tensor_view<T, 3> state, const_view<T, 2> x, const_view<T, 2> dt, const_view<T, 2> A,
+                            const_view<T, 2> B, const_view<T, 2> C, tensor_view<T, 2> out,
+                            const selective_state_update_options<T, 3>& options = {}) {
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double>,
+                "selective_state_update: T is float or double");
+  constexpr std::string_view fn = "selective_state_update";
+  detail::check_data(fn, "state", state);
+  const std::size_t batch = state.extent(0), dim = state.extent(1), N = state.extent(2);
+  for (const auto& [name, v] : {std::pair{"x", x}, std::pair{"dt", dt}}) {
+    detail::check_data(fn, name, v);
+    detail::check_shape(fn, name, v, {batch, dim});
+  }
+  detail::check_data(fn, "A", A);
+  detail::check_shape(fn, "A", A, {dim, N});
+  for (const auto& [name, v] : {std::pair{"B", B}, std::pair{"C", C}}) {
+    detail::check_data(fn, name, v);
+    detail::check_shape(fn, name, v, {batch, N});
+  }
+  detail::check_data(fn, "out", out);
+  detail::check_shape(fn, "out", out, {batch, dim});
+  detail::check_optional_shape(fn, "D", options.D, {dim});
+  detail::check_optional_shape(fn, "z", options.z, {batch, dim});
+  detail::check_optional_shape(fn, "dt_bias", options.dt_bias, {dim});
+  detail::check_state_update_overlaps(fn, state, x, dt, A, B, C, out, options);
+  if (state.empty() && out.empty()) return;
+
+  // The no-heads layout is the heads layout with H = 1, P = D and G = 1.
+  detail::state_update_problem<T> p;
+  p.state = detail::insert_unit(state, 1);
+  p.x = detail::insert_unit(x, 1);
+  p.dt = detail::insert_unit(dt, 1);
+  p.z = detail::insert_unit(options.z, 1);
+  p.A = detail::insert_unit(A, 0);
+  p.B = detail::insert_unit(B, 1);
+  p.C = detail::insert_unit(C, 1);
+  p.D = detail::insert_unit(options.D, 0);
+  p.dt_bias = detail::insert_unit(options.dt_bias, 0);
+  p.out = detail::insert_unit(out, 1);
+  p.softplus = options.dt_softplus;
+  detail::selective_state_update_run<T, Arch>(p, options.parallel);
+}
+
+}  // namespace ssmkit
