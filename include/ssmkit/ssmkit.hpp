@@ -7,6 +7,8 @@
 #include <ssmkit/config.hpp>
 #include <ssmkit/conv1d.hpp>
 #include <ssmkit/error.hpp>
+#include <ssmkit/fft.hpp>
+#include <ssmkit/fft_conv.hpp>
 #include <ssmkit/golden_case.hpp>
 #include <ssmkit/long_conv.hpp>
 #include <ssmkit/mamba.hpp>

@@ -1,0 +1,131 @@
+// Causal FFT convolution with a cached kernel spectrum (fft_conv_plan::forward), batch 1, float32,
+// u and y in the (B, L, H) layout, kernel length L. Against the same plan on the scalar backend,
+// a direct O(L^2) convolution (L = 1024 only), and Eigen's FFT (kissfft; kernel spectrum cached,
+// one r2c and one c2r per channel). FFTW is not a dependency: the figures of ../shared/perf
+// (FFTW 3.3.10, FFTW_MEASURE r2c/c2r, kernel spectrum precomputed) are the reference there.
+//
+// Limit: "fma", counting the usual 2 x 2.5 n log2(n) flops per channel for the r2c + c2r pair at
+// FFT size n; the real bound is memory traffic between L2 and L3 (see docs/fft_conv.md).
+#include <cmath>
+#include <complex>
+#include <string>
+#include <vector>
+
+#include <unsupported/Eigen/FFT>
+
+#include <ssmkit/fft_conv.hpp>
+
+#include "common.hpp"
+
+namespace {
+
+double conv_flops(std::size_t n, std::size_t H) {
+  return 2 * 2.5 * static_cast<double>(n) * std::log2(static_cast<double>(n)) * static_cast<double>(H);
+}
+
+std::string op_name(std::size_t L, std::size_t H) {
+  return "causal fft conv L=" + std::to_string(L) + " H=" + std::to_string(H);
+}
+
+template <class Arch>
+void fft_conv_causal(benchmark::State& state) {
+  const auto L = static_cast<std::size_t>(state.range(0));
+  const auto H = static_cast<std::size_t>(state.range(1));
+  const int threads = static_cast<int>(state.range(2));
+  const auto k = ssm_bench::uniform<float>(H * L, -1, 1, 1);
+  const auto u = ssm_bench::uniform<float>(L * H, -1, 1, 2);
+  const auto D = ssm_bench::uniform<float>(H, -1, 1, 3);
+  std::vector<float> y(L * H);
+  const ssmkit::fft_conv_plan<float, Arch> plan(ssmkit::make_view(k, H, L), L);
+  ssmkit::fft_conv_workspace<float> workspace;
+  ssmkit::parallel_options options;
+  options.num_threads = threads;
+  for (auto _ : state) {
+    plan.forward(ssmkit::make_view(u, 1, L, H), ssmkit::make_view(y, 1, L, H), ssmkit::make_view(D, 1, H), workspace,
+                 options);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(L * H), 2.0 * double(L * H) * sizeof(float));
+  state.counters["fft_n"] = double(plan.fft_size());
+  ssm_bench::describe(state, op_name(L, H), ssmkit::is_scalar_v<Arch> ? "ssmkit-scalar" : "ssmkit", "fma",
+                      conv_flops(plan.fft_size(), H), threads);
+}
+
+/// The direct convolution, vectorisable across channels (h is contiguous).
+void fft_conv_direct(benchmark::State& state) {
+  const auto L = static_cast<std::size_t>(state.range(0));
+  const auto H = static_cast<std::size_t>(state.range(1));
+  const auto k = ssm_bench::uniform<float>(L * H, -1, 1, 1);  // stored (Lk, H) for the direct loop
+  const auto u = ssm_bench::uniform<float>(L * H, -1, 1, 2);
+  std::vector<float> y(L * H);
+  for (auto _ : state) {
+    for (std::size_t t = 0; t < L; ++t) {
+      float* yt = y.data() + t * H;
+      for (std::size_t h = 0; h < H; ++h) yt[h] = 0;
+      for (std::size_t s = 0; s <= t; ++s) {
+        const float* ks = k.data() + s * H;
+        const float* us = u.data() + (t - s) * H;
+        for (std::size_t h = 0; h < H; ++h) yt[h] += ks[h] * us[h];
+      }
+    }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(L * H), 2.0 * double(L * H) * sizeof(float));
+  ssm_bench::describe(state, op_name(L, H), "direct", "fma", double(L) * double(L + 1) * double(H));
+}
+
+/// Eigen's FFT (kissfft) with the kernel spectra precomputed: per channel, one r2c, a product, one c2r.
+void fft_conv_eigen(benchmark::State& state) {
+  const auto L = static_cast<std::size_t>(state.range(0));
+  const auto H = static_cast<std::size_t>(state.range(1));
+  const std::size_t n = 2 * L;
+  const auto k = ssm_bench::uniform<float>(H * L, -1, 1, 1);
+  const auto u = ssm_bench::uniform<float>(L * H, -1, 1, 2);
+  std::vector<float> y(L * H);
+  Eigen::FFT<float> fft;
+  std::vector<std::vector<std::complex<float>>> K(H);
+  std::vector<float> buf(n), out(n);
+  std::vector<std::complex<float>> X(n / 2 + 1);
+  for (std::size_t h = 0; h < H; ++h) {
+    std::fill(buf.begin(), buf.end(), 0.0f);
+    for (std::size_t t = 0; t < L; ++t) buf[t] = k[h * L + t];
+    fft.fwd(K[h], buf);
+  }
+  for (auto _ : state) {
+    for (std::size_t h = 0; h < H; ++h) {
+      std::fill(buf.begin(), buf.end(), 0.0f);
+      for (std::size_t t = 0; t < L; ++t) buf[t] = u[t * H + h];
+      fft.fwd(X, buf);
+      for (std::size_t i = 0; i < X.size(); ++i) X[i] *= K[h][i];
+      fft.inv(out, X);
+      for (std::size_t t = 0; t < L; ++t) y[t * H + h] = out[t];
+    }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(L * H), 2.0 * double(L * H) * sizeof(float));
+  ssm_bench::describe(state, op_name(L, H), "eigen-fft", "fma", conv_flops(n, H));
+}
+
+void shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"L", "H", "threads"});
+  for (const auto& lh : {std::pair<int, int>{1024, 512}, {4096, 512}, {16384, 256}, {65536, 128}, {10000, 256}}) {
+    b->Args({lh.first, lh.second, 1});
+  }
+  b->Args({16384, 250, 1});  // H not a multiple of the SIMD width
+  b->Args({16384, 256, 2});
+  b->Unit(benchmark::kMillisecond);
+}
+
+}  // namespace
+
+BENCHMARK_TEMPLATE(fft_conv_causal, ssmkit::default_arch)->Apply(shapes);
+BENCHMARK_TEMPLATE(fft_conv_causal, ssmkit::scalar)
+    ->ArgNames({"L", "H", "threads"})
+    ->Args({1024, 512, 1})
+    ->Args({16384, 256, 1})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(fft_conv_direct)->ArgNames({"L", "H"})->Args({1024, 512})->Unit(benchmark::kMillisecond);
+BENCHMARK(fft_conv_eigen)->ArgNames({"L", "H"})->Args({1024, 512})->Args({16384, 256})->Unit(benchmark::kMillisecond);
