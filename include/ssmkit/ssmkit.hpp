@@ -6,13 +6,17 @@
 #include <ssmkit/backend.hpp>
 #include <ssmkit/config.hpp>
 #include <ssmkit/conv1d.hpp>
+#include <ssmkit/discretize.hpp>
 #include <ssmkit/error.hpp>
 #include <ssmkit/fft.hpp>
 #include <ssmkit/fft_conv.hpp>
 #include <ssmkit/golden_case.hpp>
+#include <ssmkit/hippo.hpp>
 #include <ssmkit/long_conv.hpp>
 #include <ssmkit/mamba.hpp>
 #include <ssmkit/parallel.hpp>
+#include <ssmkit/s4d.hpp>
+#include <ssmkit/s4d_init.hpp>
 #include <ssmkit/safetensors.hpp>
 #include <ssmkit/selective_scan.hpp>
 #include <ssmkit/version.hpp>
