@@ -149,6 +149,10 @@ int main(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 2;
   collecting_reporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
+  if (reporter.rows.empty()) {  // --benchmark_list_tests, or a filter that matched nothing
+    benchmark::Shutdown();
+    return 0;
+  }
   const std::string md = report(reporter.rows);
   std::printf("\n%s", md.c_str());
   if (!report_file.empty()) std::ofstream(report_file) << md;

@@ -14,10 +14,12 @@
 #include <ssmkit/hippo.hpp>
 #include <ssmkit/long_conv.hpp>
 #include <ssmkit/mamba.hpp>
+#include <ssmkit/mamba2.hpp>
 #include <ssmkit/parallel.hpp>
 #include <ssmkit/s4d.hpp>
 #include <ssmkit/s4d_init.hpp>
 #include <ssmkit/safetensors.hpp>
 #include <ssmkit/selective_scan.hpp>
+#include <ssmkit/ssd.hpp>
 #include <ssmkit/version.hpp>
 #include <ssmkit/view.hpp>
