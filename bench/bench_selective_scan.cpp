@@ -5,7 +5,9 @@
 //
 // Peers on this machine kind (../shared/perf): ggml's Mamba-1 ssm_scan 0.28 G updates/s (dim 1536,
 // L 2048, 180.7 ms), its decode 88.8 us; PyTorch selective_scan_ref 909 ms.
+#include <complex>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,7 +47,7 @@ struct scan_inputs {
   }
 
   template <class Arch>
-  void run(int threads) {
+  void run(int threads, const std::vector<std::int64_t>* cu = nullptr) {
     ssmkit::selective_scan_options<float> o;
     o.D = ssmkit::make_view(D.data(), dim);
     o.z = seq(std::as_const(z), dim);
@@ -53,6 +55,11 @@ struct scan_inputs {
     o.delta_softplus = true;
     o.last_state = ssmkit::make_view(last.data(), 1, dim, nstate);
     o.parallel.num_threads = threads;
+    if (cu != nullptr) {  // packed sequences: one final state per sequence
+      last.resize((cu->size() - 1) * dim * nstate);
+      o.last_state = ssmkit::make_view(last.data(), cu->size() - 1, dim, nstate);
+      o.cu_seqlens = ssmkit::make_view(cu->data(), cu->size());
+    }
     ssmkit::selective_scan<float, Arch>(seq(std::as_const(u), dim), seq(std::as_const(delta), dim),
                                         ssmkit::make_view(A.data(), dim, nstate), seq(std::as_const(B), nstate),
                                         seq(std::as_const(C), nstate), seq(out, dim), o);
@@ -77,6 +84,62 @@ void selective_scan(benchmark::State& state) {
   ssm_bench::describe(state, "selective_scan D=" + std::to_string(dim) + " N=16 L=" + std::to_string(length),
                       std::string(ssmkit::is_scalar_v<Arch> ? "ssmkit-scalar" : "ssmkit") + (TokenMajor ? " token-major" : ""),
                       "exp", double(dim * nstate * length), threads);
+}
+
+/// Packed sequences: L tokens as `sequences` equal sequences (cu_seqlens), channel-major.
+void selective_scan_varlen(benchmark::State& state) {
+  const auto dim = static_cast<std::size_t>(state.range(0));
+  const auto length = static_cast<std::size_t>(state.range(1));
+  const auto sequences = static_cast<std::size_t>(state.range(2));
+  scan_inputs in(dim, length, false);
+  std::vector<std::int64_t> cu(sequences + 1);
+  for (std::size_t s = 0; s <= sequences; ++s) cu[s] = static_cast<std::int64_t>(s * length / sequences);
+  for (auto _ : state) {
+    in.run<ssmkit::default_arch>(1, &cu);
+    benchmark::DoNotOptimize(in.out.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(dim * nstate * length), 4.0 * double(4 * dim * length + 2 * nstate * length));
+  ssm_bench::describe(state,
+                      "selective_scan varlen D=" + std::to_string(dim) + " N=16 L=" + std::to_string(length) + " in " +
+                          std::to_string(sequences) + " sequences",
+                      "ssmkit", "exp", double(dim * nstate * length));
+}
+
+/// Complex A (S4D-Lin-like), variable B and C interleaved (1, N, 2L), channel-major, 1 thread:
+/// one exp and one sincos per state update.
+template <class Arch>
+void selective_scan_complex(benchmark::State& state) {
+  const auto dim = static_cast<std::size_t>(state.range(0));
+  const auto length = static_cast<std::size_t>(state.range(1));
+  const auto u = ssm_bench::uniform<float>(dim * length, -1, 1, 1);
+  const auto delta = ssm_bench::uniform<float>(dim * length, -4, 0, 2);
+  const auto z = ssm_bench::uniform<float>(dim * length, -2, 2, 3);
+  const auto B = ssm_bench::uniform<float>(nstate * 2 * length, -1, 1, 4);
+  const auto C = ssm_bench::uniform<float>(nstate * 2 * length, -1, 1, 5);
+  const auto bias = ssm_bench::uniform<float>(dim, -4, -2, 6);
+  std::vector<std::complex<float>> A(dim * nstate), last(dim * nstate);
+  for (std::size_t i = 0; i < A.size(); ++i) A[i] = {-0.5f, 3.14159265f * float(i % nstate)};  // S4D-Lin
+  std::vector<float> D(dim, 1.0f), out(dim * length);
+  ssmkit::selective_scan_complex_options<float> o;
+  o.D = ssmkit::make_view(D.data(), dim);
+  o.z = ssmkit::make_view(z.data(), 1, dim, length);
+  o.delta_bias = ssmkit::make_view(bias.data(), dim);
+  o.delta_softplus = true;
+  o.last_state = ssmkit::make_view(last.data(), 1, dim, nstate);
+  o.parallel.num_threads = 1;
+  for (auto _ : state) {
+    ssmkit::selective_scan<float, Arch>(ssmkit::make_view(u.data(), 1, dim, length),
+                                        ssmkit::make_view(delta.data(), 1, dim, length),
+                                        ssmkit::make_view(A.data(), dim, nstate), ssmkit::make_view(B.data(), 1, nstate, 2 * length),
+                                        ssmkit::make_view(C.data(), 1, nstate, 2 * length),
+                                        ssmkit::make_view(out.data(), 1, dim, length), o);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(dim * nstate * length), 4.0 * double(4 * dim * length + 4 * nstate * length));
+  ssm_bench::describe(state, "selective_scan complex A D=" + std::to_string(dim) + " N=16 L=" + std::to_string(length),
+                      ssmkit::is_scalar_v<Arch> ? "ssmkit-scalar" : "ssmkit", "exp", double(dim * nstate * length));
 }
 
 template <class Arch>
@@ -146,6 +209,10 @@ BENCHMARK_TEMPLATE(selective_scan, ssmkit::scalar, false)
     ->Args({1536, 128, 1})
     ->Args({1536, 2048, 1})
     ->UseRealTime();
+
+BENCHMARK(selective_scan_varlen)->ArgNames({"dim", "L", "seqs"})->Args({1536, 2048, 8})->UseRealTime();
+BENCHMARK_TEMPLATE(selective_scan_complex, ssmkit::default_arch)->ArgNames({"dim", "L"})->Args({1536, 2048})->UseRealTime();
+BENCHMARK_TEMPLATE(selective_scan_complex, ssmkit::scalar)->ArgNames({"dim", "L"})->Args({1536, 128})->UseRealTime();
 
 BENCHMARK_TEMPLATE(selective_scan_decode, ssmkit::default_arch)->ArgName("dim")->Arg(1536)->Arg(4096);
 BENCHMARK_TEMPLATE(selective_scan_decode, ssmkit::scalar)->ArgName("dim")->Arg(1536);

@@ -18,10 +18,15 @@
 ///    otherwise. They prefetch two chunks ahead.
 ///  - A piece (one batch row, up to 16 blocks) runs chunk by chunk over all its blocks, so that
 ///    token rows and the B/C of a chunk are reused while in cache; pieces go to parallel_for.
+///  - Complex A runs the same pipeline in split form: real and imaginary parts in separate rows
+///    of W lanes (scan_tile_complex, tiles of up to 8 complex states).
+///  - Packed sequences (cu_seqlens): a piece runs its sequences one after the other, restarting
+///    the blocks' states at each offset; chunks never straddle an offset.
 
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <numeric>
 #include <type_traits>
@@ -147,6 +152,77 @@ inline void scan_tile_dispatch(bool b_fixed, bool c_fixed, std::size_t tokens, c
   }
 }
 
+/// sin and cos of every lane (xsimd's on SIMD backends, libm's on the scalar one).
+template <class T>
+inline void scan_sincos(const scalar_batch<T>& x, scalar_batch<T>& s, scalar_batch<T>& c) noexcept {
+  s = scalar_batch<T>(std::sin(x.value));
+  c = scalar_batch<T>(std::cos(x.value));
+}
+template <class T, class A>
+inline void scan_sincos(const xsimd::batch<T, A>& x, xsimd::batch<T, A>& s, xsimd::batch<T, A>& c) noexcept {
+  const auto sc = xsimd::sincos(x);
+  s = sc.first;
+  c = sc.second;
+}
+
+/// The complex-A form of scan_tile, in split (SoA) form: real and imaginary parts of A, h, B and
+/// C are separate rows of W lanes (`ar`/`ai`, `hr`/`hi`, ...). Per token and state:
+///     dA = exp(Δ a_r) (cos(Δ a_i) + i sin(Δ a_i)),  h = dA h + Δu B,  y += 2 Re(h C)
+/// (C not conjugated, as mamba's selective_scan_ref).
+template <std::size_t NT, bool BFixed, bool CFixed, class T, class Arch>
+inline void scan_tile_complex(std::size_t tokens, const T* dt, const T* du, T* y, bool accumulate, const T* ar,
+                              const T* ai, T* hr, T* hi, const T* br, const T* bi, const T* cr,
+                              const T* ci) noexcept {
+  using V = batch_t<T, Arch>;
+  constexpr std::size_t W = width_v<T, Arch>;
+  std::array<V, NT> sr, si;
+  static_for<NT>([&](auto k) {
+    sr[k] = detail::load<Arch>(hr + k * W);
+    si[k] = detail::load<Arch>(hi + k * W);
+  });
+  for (std::size_t t = 0; t < tokens; ++t) {
+    const V dtv = detail::load<Arch>(dt + t * W);
+    const V duv = detail::load<Arch>(du + t * W);
+    V y0(T(0)), y1(T(0));
+    static_for<NT>([&](auto k) {
+      const V mag = decay_exp<T, Arch>(dtv * detail::load<Arch>(ar + k * W));
+      V sn, cs;
+      detail::scan_sincos(dtv * detail::load<Arch>(ai + k * W), sn, cs);
+      const V dr = mag * cs, di = mag * sn;
+      const V bre = BFixed ? detail::load<Arch>(br + k * W) : V(br[t * max_state_tile + k]);
+      const V bim = BFixed ? detail::load<Arch>(bi + k * W) : V(bi[t * max_state_tile + k]);
+      const V nr = detail::fma(dr, sr[k], detail::fma(-di, si[k], duv * bre));
+      const V ni = detail::fma(dr, si[k], detail::fma(di, sr[k], duv * bim));
+      sr[k] = nr;
+      si[k] = ni;
+      const V cre = CFixed ? detail::load<Arch>(cr + k * W) : V(cr[t * max_state_tile + k]);
+      const V cim = CFixed ? detail::load<Arch>(ci + k * W) : V(ci[t * max_state_tile + k]);
+      y0 = detail::fma(nr, cre, y0);
+      y1 = detail::fma(-ni, cim, y1);
+    });
+    V sum = (y0 + y1) * V(T(2));
+    if (accumulate) sum = detail::load<Arch>(y + t * W) + sum;
+    detail::store(y + t * W, sum);
+  }
+  static_for<NT>([&](auto k) {
+    detail::store(hr + k * W, sr[k]);
+    detail::store(hi + k * W, si[k]);
+  });
+}
+
+template <std::size_t NT, class T, class Arch>
+inline void scan_tile_complex_dispatch(bool b_fixed, bool c_fixed, std::size_t tokens, const T* dt, const T* du, T* y,
+                                       bool acc, const T* ar, const T* ai, T* hr, T* hi, const T* br, const T* bi,
+                                       const T* cr, const T* ci) noexcept {
+  if (b_fixed) {
+    if (c_fixed) scan_tile_complex<NT, true, true, T, Arch>(tokens, dt, du, y, acc, ar, ai, hr, hi, br, bi, cr, ci);
+    else scan_tile_complex<NT, true, false, T, Arch>(tokens, dt, du, y, acc, ar, ai, hr, hi, br, bi, cr, ci);
+  } else {
+    if (c_fixed) scan_tile_complex<NT, false, true, T, Arch>(tokens, dt, du, y, acc, ar, ai, hr, hi, br, bi, cr, ci);
+    else scan_tile_complex<NT, false, false, T, Arch>(tokens, dt, du, y, acc, ar, ai, hr, hi, br, bi, cr, ci);
+  }
+}
+
 /// The tile size used for the states [n0, N): 16 while 16 remain, then 8, 4 and 1.
 inline std::size_t next_tile(std::size_t remaining) noexcept {
   return remaining >= 16 ? 16 : remaining >= 8 ? 8 : remaining >= 4 ? 4 : 1;
@@ -163,6 +239,23 @@ struct scan_problem {
   tensor_view<T, 3> out, last_state;
   bool softplus = false;
   std::size_t batch = 0, dim = 0, length = 0, nstate = 0;
+  // Complex A: the imaginary parts, split from the real parts above (A, B, C, h0, last_state).
+  bool is_complex = false;
+  tensor_view<const T, 2> A_im;
+  bc_operand<T> B_im, C_im;
+  tensor_view<const T, 3> h0_im;
+  tensor_view<T, 3> last_im;
+  // Packed sequences: offsets along L, validated (empty: one sequence per batch row). The states
+  // h0 and last_state are then (batch * sequences, D, N), row b * sequences + s.
+  tensor_view<const std::int64_t, 1> cu_seqlens;
+
+  std::size_t sequences() const noexcept { return cu_seqlens.empty() ? 1 : cu_seqlens.extent(0) - 1; }
+  std::size_t seq_begin(std::size_t s) const noexcept {
+    return cu_seqlens.empty() ? 0 : static_cast<std::size_t>(cu_seqlens(s));
+  }
+  std::size_t seq_end(std::size_t s) const noexcept {
+    return cu_seqlens.empty() ? length : static_cast<std::size_t>(cu_seqlens(s + 1));
+  }
 };
 
 /// A cache prefetch hint (for writing when `write`). The scan reads 3 or 4 streams per channel of
@@ -337,44 +430,67 @@ struct block_layout {
 };
 
 /// The values of one block of channels that persist across chunks, in `work` (per_block_values):
-/// A, h, fixed B, fixed C (N rows of W lanes each), then the lanes of delta_bias and D.
+/// A, h, fixed B, fixed C (N rows of W lanes each), then the lanes of delta_bias and D; for
+/// complex A then the imaginary parts of A, h, fixed B and fixed C (N rows of W lanes each).
 template <class T, class Arch>
-constexpr std::size_t per_block_values(std::size_t nstate) noexcept {
+constexpr std::size_t per_block_values(std::size_t nstate, bool is_complex) noexcept {
+  return ((is_complex ? 8 : 4) * nstate + 2) * width_v<T, Arch>;
+}
+
+/// Where the imaginary rows of a complex block start in its work values.
+template <class T, class Arch>
+constexpr std::size_t imag_offset(std::size_t nstate) noexcept {
   return (4 * nstate + 2) * width_v<T, Arch>;
 }
 
+/// Loads a block's persistent values; the state starts from row `srow` of h0 (or zero).
 template <class T, class Arch>
-void block_init(const scan_problem<T>& p, std::size_t row, std::size_t d0, std::size_t count, T* work) {
+void block_init(const scan_problem<T>& p, std::size_t srow, std::size_t d0, std::size_t count, T* work) {
   constexpr std::size_t W = width_v<T, Arch>;
   const std::size_t N = p.nstate;
-  std::fill(work, work + per_block_values<T, Arch>(N), T(0));
+  std::fill(work, work + per_block_values<T, Arch>(N, p.is_complex), T(0));
   T* a = work;
   T* h = work + N * W;
   T* bf = work + 2 * N * W;
   T* cf = work + 3 * N * W;
   T* lanes = work + 4 * N * W;
+  T* im = work + imag_offset<T, Arch>(N);
   for (std::size_t c = 0; c < count; ++c) {
     for (std::size_t n = 0; n < N; ++n) {
       a[n * W + c] = p.A(d0 + c, n);
-      if (!p.h0.empty()) h[n * W + c] = p.h0(row, d0 + c, n);
+      if (!p.h0.empty()) h[n * W + c] = p.h0(srow, d0 + c, n);
       if (p.B.fixed) bf[n * W + c] = p.B.matrix(d0 + c, n);
       if (p.C.fixed) cf[n * W + c] = p.C.matrix(d0 + c, n);
+      if (p.is_complex) {
+        im[n * W + c] = p.A_im(d0 + c, n);
+        if (!p.h0_im.empty()) im[(N + n) * W + c] = p.h0_im(srow, d0 + c, n);
+        if (p.B_im.fixed) im[(2 * N + n) * W + c] = p.B_im.matrix(d0 + c, n);
+        if (p.C_im.fixed) im[(3 * N + n) * W + c] = p.C_im.matrix(d0 + c, n);
+      }
     }
     if (!p.delta_bias.empty()) lanes[c] = p.delta_bias(d0 + c);
     if (!p.D.empty()) lanes[W + c] = p.D(d0 + c);
   }
 }
 
+/// Writes a block's state to row `srow` of last_state.
 template <class T, class Arch>
-void block_finish(const scan_problem<T>& p, std::size_t row, std::size_t d0, std::size_t count, const T* work) {
+void block_finish(const scan_problem<T>& p, std::size_t srow, std::size_t d0, std::size_t count, const T* work) {
   constexpr std::size_t W = width_v<T, Arch>;
   if (p.last_state.empty()) return;
-  const T* h = work + p.nstate * W;
-  for (std::size_t c = 0; c < count; ++c)
-    for (std::size_t n = 0; n < p.nstate; ++n) p.last_state(row, d0 + c, n) = h[n * W + c];
+  const std::size_t N = p.nstate;
+  const T* h = work + N * W;
+  const T* hi = work + imag_offset<T, Arch>(N) + N * W;
+  for (std::size_t c = 0; c < count; ++c) {
+    for (std::size_t n = 0; n < N; ++n) {
+      p.last_state(srow, d0 + c, n) = h[n * W + c];
+      if (p.is_complex) p.last_im(srow, d0 + c, n) = hi[n * W + c];
+    }
+  }
 }
 
-/// The chunk buffers, shared by the blocks of a piece one after the other (about 24 KiB: L1).
+/// The chunk buffers, shared by the blocks of a piece one after the other (about 24 KiB used by a
+/// real scan: L1; bvi/cvi, the imaginary B/C tiles, are touched only by complex A).
 /// bv/cv hold the B/C values of one state tile for a chunk; `b_key`/`c_key` say which (group,
 /// first state, first token) they hold, so that blocks of the same group copy them once.
 template <class T, class Arch>
@@ -386,8 +502,58 @@ struct chunk_buffers {
   alignas(64) T yb[chunk_tokens * W] = {};
   alignas(64) T bv[chunk_tokens * max_state_tile] = {};
   alignas(64) T cv[chunk_tokens * max_state_tile] = {};
+  alignas(64) T bvi[chunk_tokens * max_state_tile] = {};  // imaginary parts (complex A)
+  alignas(64) T cvi[chunk_tokens * max_state_tile] = {};
   std::array<std::size_t, 3> b_key{~std::size_t{0}, 0, 0}, c_key{~std::size_t{0}, 0, 0};
 };
+
+/// The state tiles of a complex block over one chunk (dt and du ready in `buf`): tiles of up to 8
+/// states, whose real and imaginary parts (16 registers) stay in registers.
+template <class T, class Arch>
+void block_chunk_complex(const scan_problem<T>& p, std::size_t row, std::size_t gb, std::size_t gc, T* work,
+                         std::size_t t0, std::size_t tokens, chunk_buffers<T, Arch>& buf) {
+  constexpr std::size_t W = width_v<T, Arch>;
+  const std::size_t N = p.nstate;
+  T* im = work + imag_offset<T, Arch>(N);
+  for (std::size_t n0 = 0; n0 < N;) {
+    const std::size_t rem = N - n0;
+    const std::size_t nt = rem >= 8 ? 8 : rem >= 4 ? 4 : 1;
+    if (!p.B.fixed && buf.b_key != std::array<std::size_t, 3>{gb, n0, t0}) {
+      copy_tile<T, Arch>(p.B.sequence[row][gb], n0, nt, t0, tokens, buf.bv);
+      copy_tile<T, Arch>(p.B_im.sequence[row][gb], n0, nt, t0, tokens, buf.bvi);
+      buf.b_key = {gb, n0, t0};
+    }
+    if (!p.C.fixed && buf.c_key != std::array<std::size_t, 3>{gc, n0, t0}) {
+      copy_tile<T, Arch>(p.C.sequence[row][gc], n0, nt, t0, tokens, buf.cv);
+      copy_tile<T, Arch>(p.C_im.sequence[row][gc], n0, nt, t0, tokens, buf.cvi);
+      buf.c_key = {gc, n0, t0};
+    }
+    const T* br = p.B.fixed ? work + (2 * N + n0) * W : buf.bv;
+    const T* bi = p.B.fixed ? im + (2 * N + n0) * W : buf.bvi;
+    const T* cr = p.C.fixed ? work + (3 * N + n0) * W : buf.cv;
+    const T* ci = p.C.fixed ? im + (3 * N + n0) * W : buf.cvi;
+    const T* ar = work + n0 * W;
+    const T* ai = im + n0 * W;
+    T* hr = work + (N + n0) * W;
+    T* hi = im + (N + n0) * W;
+    const bool acc = n0 > 0;
+    switch (nt) {
+      case 8:
+        scan_tile_complex_dispatch<8, T, Arch>(p.B.fixed, p.C.fixed, tokens, buf.dt, buf.du, buf.yb, acc, ar, ai, hr,
+                                               hi, br, bi, cr, ci);
+        break;
+      case 4:
+        scan_tile_complex_dispatch<4, T, Arch>(p.B.fixed, p.C.fixed, tokens, buf.dt, buf.du, buf.yb, acc, ar, ai, hr,
+                                               hi, br, bi, cr, ci);
+        break;
+      default:
+        scan_tile_complex_dispatch<1, T, Arch>(p.B.fixed, p.C.fixed, tokens, buf.dt, buf.du, buf.yb, acc, ar, ai, hr,
+                                               hi, br, bi, cr, ci);
+        break;
+    }
+    n0 += nt;
+  }
+}
 
 /// Tokens [t0, t0 + tokens) of one batch row and one block of `count` <= W channels [d0, d0 +
 /// count), all of which use the same group of B and of C. Lanes past `count` compute on zeros
@@ -422,7 +588,10 @@ void block_chunk(const scan_problem<T>& p, std::size_t row, std::size_t d0, std:
   if (N == 0) std::fill(yb, yb + CT * W, T(0));
   const std::size_t gb = p.B.fixed ? 0 : d0 / group_size(p.B, p.dim);
   const std::size_t gc = p.C.fixed ? 0 : d0 / group_size(p.C, p.dim);
-  for (std::size_t n0 = 0; n0 < N;) {
+  if (p.is_complex) {
+    block_chunk_complex<T, Arch>(p, row, gb, gc, work, t0, tokens, buf);
+  }
+  for (std::size_t n0 = 0; n0 < N && !p.is_complex;) {
     const std::size_t nt = next_tile(N - n0);
     // The (N, L) slice of this block's group for variable/grouped B and C, copied once per group.
     if (!p.B.fixed && buf.b_key != std::array<std::size_t, 3>{gb, n0, t0}) {
@@ -478,23 +647,30 @@ void selective_scan_run(const scan_problem<T>& p, const parallel_options& option
       std::max<std::size_t>(1, p.length * std::max<std::size_t>(p.nstate, 1) * W * std::min(piece_blocks, blocks_per_row));
   run_options.min_block = std::max<std::ptrdiff_t>(options.min_block,
                                                    static_cast<std::ptrdiff_t>((std::size_t{1} << 16) / per_piece + 1));
-  const std::size_t block_values = per_block_values<T, Arch>(p.nstate);
+  const std::size_t block_values = per_block_values<T, Arch>(p.nstate, p.is_complex);
+  const std::size_t sequences = p.sequences();
   parallel_for(std::size_t{0}, p.batch * pieces_per_row, [&](std::size_t piece) {
     const std::size_t row = piece / pieces_per_row;
     const std::size_t first = (piece % pieces_per_row) * piece_blocks;
     const std::size_t blocks = std::min(piece_blocks, blocks_per_row - first);
     std::vector<T> work(blocks * block_values);
-    auto buf = std::make_unique<chunk_buffers<T, Arch>>();  // ~24 KiB, off the (OpenMP) stack
-    for (std::size_t j = 0; j < blocks; ++j)
-      block_init<T, Arch>(p, row, layout.d0(first + j, W), layout.count(first + j, W), work.data() + j * block_values);
-    for (std::size_t t0 = 0; t0 < p.length; t0 += chunk_tokens) {
-      const std::size_t tokens = std::min(chunk_tokens, p.length - t0);
+    auto buf = std::make_unique<chunk_buffers<T, Arch>>();  // ~24 KiB (40 KiB complex), off the (OpenMP) stack
+    // Packed sequences: each starts from its own state (h0 row or zero) and ends in its own
+    // last_state row; chunks never straddle a boundary.
+    for (std::size_t s = 0; s < sequences; ++s) {
+      const std::size_t srow = row * sequences + s, begin = p.seq_begin(s), end = p.seq_end(s);
       for (std::size_t j = 0; j < blocks; ++j)
-        block_chunk<T, Arch>(p, row, layout.d0(first + j, W), layout.count(first + j, W),
-                             work.data() + j * block_values, t0, tokens, *buf);
+        block_init<T, Arch>(p, srow, layout.d0(first + j, W), layout.count(first + j, W), work.data() + j * block_values);
+      for (std::size_t t0 = begin; t0 < end; t0 += chunk_tokens) {
+        const std::size_t tokens = std::min(chunk_tokens, end - t0);
+        for (std::size_t j = 0; j < blocks; ++j)
+          block_chunk<T, Arch>(p, row, layout.d0(first + j, W), layout.count(first + j, W),
+                               work.data() + j * block_values, t0, tokens, *buf);
+      }
+      for (std::size_t j = 0; j < blocks; ++j)
+        block_finish<T, Arch>(p, srow, layout.d0(first + j, W), layout.count(first + j, W),
+                              work.data() + j * block_values);
     }
-    for (std::size_t j = 0; j < blocks; ++j)
-      block_finish<T, Arch>(p, row, layout.d0(first + j, W), layout.count(first + j, W), work.data() + j * block_values);
   }, run_options);
 }
 

@@ -1,6 +1,7 @@
 // Golden handlers for Mamba: selective_scan, selective_state_update, selective_state_update_sequence.
 // Each runs the case through ssmkit's public API (selective_scan.hpp) in the requested precision.
 #include <array>
+#include <complex>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -38,11 +39,10 @@ struct scan_inputs {
   std::size_t batch = 0, dim = 0, length = 0, nstate = 0;
   std::vector<std::size_t> b_shape, c_shape;
   bool softplus = false;
+  bool complex_a = false;  ///< A (and fixed B/C, last_state) complex: values interleaved (re, im)
 
   explicit scan_inputs(const golden_case& c) {
-    if (c.input("A").is_complex()) {
-      throw skip{"complex A is not implemented in ssmkit::selective_scan (issue 5, item 5: left for later)"};
-    }
+    complex_a = c.input("A").is_complex();
     const auto ue = extents_of<3>(c.input("u"), "u");
     batch = ue[0];
     dim = ue[1];
@@ -70,8 +70,39 @@ struct scan_inputs {
     }
   }
 
+  /// A complex fixed (D, N) B/C, or a real variable/grouped one with the 2L interleaved axis.
+  static ssmkit::complex_bc_view<T> complex_bc(const std::vector<T>& v, const std::vector<std::size_t>& s) {
+    switch (s.size()) {
+      case 2: return ssmkit::make_view(reinterpret_cast<const std::complex<T>*>(v.data()), s[0], s[1]);
+      case 3: return ssmkit::make_view(v.data(), s[0], s[1], s[2]);
+      case 4: return ssmkit::make_view(v.data(), s[0], s[1], s[2], s[3]);
+      default: throw ssmkit::error("golden case: B/C must have rank 2, 3 or 4");
+    }
+  }
+
+  /// The complex-A scan; last is (batch, dim, N) complex, interleaved (re, im) like the case.
+  void scan_complex(std::vector<T>& out, std::vector<T>& last) const {
+    out.assign(batch * dim * length, T(0));
+    last.assign(2 * batch * dim * nstate, T(0));
+    ssmkit::selective_scan_complex_options<T> o;
+    if (!D.empty()) o.D = ssmkit::make_view(D.data(), dim);
+    if (!z.empty()) o.z = ssmkit::make_view(z.data(), batch, dim, length);
+    if (!delta_bias.empty()) o.delta_bias = ssmkit::make_view(delta_bias.data(), dim);
+    o.delta_softplus = softplus;
+    o.last_state = ssmkit::make_view(reinterpret_cast<std::complex<T>*>(last.data()), batch, dim, nstate);
+    ssmkit::selective_scan(ssmkit::make_view(u.data(), batch, dim, length),
+                           ssmkit::make_view(delta.data(), batch, dim, length),
+                           ssmkit::make_view(reinterpret_cast<const std::complex<T>*>(A.data()), dim, nstate),
+                           complex_bc(B, b_shape), complex_bc(C, c_shape),
+                           ssmkit::make_view(out.data(), batch, dim, length), o);
+  }
+
   /// Runs selective_scan; fills out (batch, dim, L) and last (batch, dim, N).
   void scan(std::vector<T>& out, std::vector<T>& last) const {
+    if (complex_a) {
+      scan_complex(out, last);
+      return;
+    }
     out.assign(batch * dim * length, T(0));
     last.assign(batch * dim * nstate, T(0));
     ssmkit::selective_scan_options<T> o;
@@ -156,6 +187,7 @@ result state_update_case(const golden_case& c) {
 template <class T>
 result state_update_sequence_case(const golden_case& c) {
   const scan_inputs<T> in(c);
+  if (in.complex_a) throw ssmkit::error("golden case " + c.name + ": the decode sequence has real A only");
   if (in.b_shape.size() != 3 || in.c_shape.size() != 3) {
     throw ssmkit::error("golden case " + c.name + ": the decode sequence expects variable B and C (batch, N, L)");
   }
