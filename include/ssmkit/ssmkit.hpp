@@ -18,6 +18,7 @@
 #include <ssmkit/parallel.hpp>
 #include <ssmkit/s4d.hpp>
 #include <ssmkit/s4d_init.hpp>
+#include <ssmkit/s4d_layer.hpp>
 #include <ssmkit/safetensors.hpp>
 #include <ssmkit/selective_scan.hpp>
 #include <ssmkit/ssd.hpp>
