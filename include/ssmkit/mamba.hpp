@@ -86,17 +86,6 @@ struct mamba_state {
   std::vector<T> xz, x, dbl, delta, y;  ///< step scratch
 };
 
-namespace detail {
-
-template <class M>
-void check_matrix(const std::string& what, const M& m, std::size_t rows, std::size_t cols) {
-  if (static_cast<std::size_t>(m.rows()) != rows || static_cast<std::size_t>(m.cols()) != cols) {
-    throw_error("mamba_mixer", what, " has shape (", m.rows(), ", ", m.cols(), "), expected (", rows, ", ", cols, ")");
-  }
-}
-
-}  // namespace detail
-
 /// One Mamba-1 mixer. Immutable after construction: forward and step are const and may run on
 /// several threads at once with separate workspaces and states.
 template <class T, class Arch = default_arch>
@@ -110,15 +99,15 @@ class mamba_mixer {
     detail::require(config.d_conv >= 1 && config.d_conv <= conv1d_max_width, "mamba_mixer", "d_conv must be 1 to ",
                     conv1d_max_width, ", got ", config.d_conv);
     const std::size_t di = config.d_inner(), n = config.d_state, r = config.resolved_dt_rank();
-    detail::check_matrix("in_proj", w_.in_proj, 2 * di, config.d_model);
-    detail::check_matrix("conv1d_weight", w_.conv1d_weight, di, config.d_conv);
-    detail::check_matrix("conv1d_bias", w_.conv1d_bias, di, 1);
-    detail::check_matrix("x_proj", w_.x_proj, r + 2 * n, di);
-    detail::check_matrix("dt_proj_weight", w_.dt_proj_weight, di, r);
-    detail::check_matrix("dt_proj_bias", w_.dt_proj_bias, di, 1);
-    detail::check_matrix("A_log", w_.A_log, di, n);
-    detail::check_matrix("D", w_.D, di, 1);
-    detail::check_matrix("out_proj", w_.out_proj, config.d_model, di);
+    detail::check_weight("mamba_mixer", "in_proj", w_.in_proj, 2 * di, config.d_model);
+    detail::check_weight("mamba_mixer", "conv1d_weight", w_.conv1d_weight, di, config.d_conv);
+    detail::check_weight("mamba_mixer", "conv1d_bias", w_.conv1d_bias, di, 1);
+    detail::check_weight("mamba_mixer", "x_proj", w_.x_proj, r + 2 * n, di);
+    detail::check_weight("mamba_mixer", "dt_proj_weight", w_.dt_proj_weight, di, r);
+    detail::check_weight("mamba_mixer", "dt_proj_bias", w_.dt_proj_bias, di, 1);
+    detail::check_weight("mamba_mixer", "A_log", w_.A_log, di, n);
+    detail::check_weight("mamba_mixer", "D", w_.D, di, 1);
+    detail::check_weight("mamba_mixer", "out_proj", w_.out_proj, config.d_model, di);
     A_ = -w_.A_log.array().exp().matrix();
   }
 

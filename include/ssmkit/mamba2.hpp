@@ -86,17 +86,6 @@ struct mamba2_state {
   std::vector<T> zxbcdt, xbc, y;
 };
 
-namespace detail {
-
-template <class M>
-void check_mamba2_weight(const std::string& what, const M& m, std::size_t rows, std::size_t cols) {
-  if (static_cast<std::size_t>(m.rows()) != rows || static_cast<std::size_t>(m.cols()) != cols) {
-    throw_error("mamba2_mixer", what, " has shape (", m.rows(), ", ", m.cols(), "), expected (", rows, ", ", cols, ")");
-  }
-}
-
-}  // namespace detail
-
 /// One Mamba-2 mixer. Immutable after construction; forward and step are const.
 template <class T, class Arch = default_arch>
 class mamba2_mixer {
@@ -111,14 +100,14 @@ class mamba2_mixer {
     detail::require(config.d_conv >= 1 && config.d_conv <= conv1d_max_width, "mamba2_mixer", "d_conv must be 1 to ",
                     conv1d_max_width, ", got ", config.d_conv);
     const std::size_t h = config.nheads();
-    detail::check_mamba2_weight("in_proj", w_.in_proj, config.d_in_proj(), config.d_model);
-    detail::check_mamba2_weight("conv1d_weight", w_.conv1d_weight, config.conv_dim(), config.d_conv);
-    detail::check_mamba2_weight("conv1d_bias", w_.conv1d_bias, config.conv_dim(), 1);
-    detail::check_mamba2_weight("dt_bias", w_.dt_bias, h, 1);
-    detail::check_mamba2_weight("A_log", w_.A_log, h, 1);
-    detail::check_mamba2_weight("D", w_.D, h, 1);
-    detail::check_mamba2_weight("norm", w_.norm, config.d_inner(), 1);
-    detail::check_mamba2_weight("out_proj", w_.out_proj, config.d_model, config.d_inner());
+    detail::check_weight("mamba2_mixer", "in_proj", w_.in_proj, config.d_in_proj(), config.d_model);
+    detail::check_weight("mamba2_mixer", "conv1d_weight", w_.conv1d_weight, config.conv_dim(), config.d_conv);
+    detail::check_weight("mamba2_mixer", "conv1d_bias", w_.conv1d_bias, config.conv_dim(), 1);
+    detail::check_weight("mamba2_mixer", "dt_bias", w_.dt_bias, h, 1);
+    detail::check_weight("mamba2_mixer", "A_log", w_.A_log, h, 1);
+    detail::check_weight("mamba2_mixer", "D", w_.D, h, 1);
+    detail::check_weight("mamba2_mixer", "norm", w_.norm, config.d_inner(), 1);
+    detail::check_weight("mamba2_mixer", "out_proj", w_.out_proj, config.d_model, config.d_inner());
     A_ = -w_.A_log.array().exp().matrix();
   }
 

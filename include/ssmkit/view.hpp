@@ -82,9 +82,8 @@ class tensor_view {
     static_assert(sizeof...(Indices) == Rank, "tensor_view: wrong number of indices");
     const std::array<std::ptrdiff_t, Rank> idx{static_cast<std::ptrdiff_t>(indices)...};
     for (std::size_t d = 0; d < Rank; ++d) {
-      detail::require(idx[d] >= 0 && static_cast<std::size_t>(idx[d]) < extents_[d], "tensor_view::at",
-                      "index ", idx[d], " out of range for dimension ", d, " of shape ",
-                      detail::format_shape(extents_));
+      detail::require(idx[d] >= 0 && static_cast<std::size_t>(idx[d]) < extents_[d], "tensor_view::at", "index ",
+                      idx[d], " out of range for dimension ", d, " of shape ", detail::format_shape(extents_));
     }
     return (*this)(indices...);
   }
@@ -169,8 +168,8 @@ tensor_view<T, sizeof...(Extents)> make_view(std::vector<T, Alloc>& vector, Exte
   const std::array<std::size_t, sizeof...(Extents)> shape{static_cast<std::size_t>(extents)...};
   std::size_t n = 1;
   for (const auto e : shape) n *= e;
-  detail::require(vector.size() == n, "make_view", "vector of size ", vector.size(),
-                  " cannot be viewed with shape ", detail::format_shape(shape), " (", n, " elements)");
+  detail::require(vector.size() == n, "make_view", "vector of size ", vector.size(), " cannot be viewed with shape ",
+                  detail::format_shape(shape), " (", n, " elements)");
   return {vector.data(), shape};
 }
 
@@ -181,32 +180,35 @@ tensor_view<const T, sizeof...(Extents)> make_view(const std::vector<T, Alloc>& 
   return make_view(mutable_vector, extents...);
 }
 
+namespace detail {
+
+/// The (rows, cols) view of a direct-access Eigen object, following its storage order and strides.
+template <class Scalar, class Derived>
+tensor_view<Scalar, 2> eigen_view(Scalar* data, const Derived& m) noexcept {
+  const auto inner = static_cast<std::ptrdiff_t>(m.innerStride());
+  const auto outer = static_cast<std::ptrdiff_t>(m.outerStride());
+  const bool row_major = Derived::IsRowMajor;
+  return {data,
+          {static_cast<std::size_t>(m.rows()), static_cast<std::size_t>(m.cols())},
+          {row_major ? outer : inner, row_major ? inner : outer}};
+}
+
+}  // namespace detail
+
 /// A (rows, cols) view of an Eigen matrix, array, Map, Ref or block with direct access. The
 /// view follows the object's storage order and strides: it indexes as `view(row, col)`.
 /// A vector is viewed as (n, 1) or (1, n) like Eigen does; use `make_vector_view` for rank 1.
 template <class Derived,
           class = std::enable_if_t<(Eigen::internal::traits<Derived>::Flags & Eigen::DirectAccessBit) != 0>>
 auto make_view(Eigen::DenseBase<Derived>& object) noexcept {
-  auto& m = object.derived();
-  using Scalar = std::remove_pointer_t<decltype(m.data())>;
-  const auto inner = static_cast<std::ptrdiff_t>(m.innerStride());
-  const auto outer = static_cast<std::ptrdiff_t>(m.outerStride());
-  const bool row_major = Derived::IsRowMajor;
-  return tensor_view<Scalar, 2>(m.data(), {static_cast<std::size_t>(m.rows()), static_cast<std::size_t>(m.cols())},
-                                {row_major ? outer : inner, row_major ? inner : outer});
+  return detail::eigen_view(object.derived().data(), object.derived());
 }
 
 /// The const overload of make_view for Eigen objects.
 template <class Derived,
           class = std::enable_if_t<(Eigen::internal::traits<Derived>::Flags & Eigen::DirectAccessBit) != 0>>
 auto make_view(const Eigen::DenseBase<Derived>& object) noexcept {
-  const auto& m = object.derived();
-  using Scalar = std::remove_pointer_t<decltype(m.data())>;  // const-qualified for const objects
-  const auto inner = static_cast<std::ptrdiff_t>(m.innerStride());
-  const auto outer = static_cast<std::ptrdiff_t>(m.outerStride());
-  const bool row_major = Derived::IsRowMajor;
-  return tensor_view<Scalar, 2>(m.data(), {static_cast<std::size_t>(m.rows()), static_cast<std::size_t>(m.cols())},
-                                {row_major ? outer : inner, row_major ? inner : outer});
+  return detail::eigen_view(object.derived().data(), object.derived());  // data() is const here
 }
 
 /// A rank-1 view of an Eigen vector (or any direct-access expression with one row or column).
@@ -214,8 +216,8 @@ template <class Derived,
           class = std::enable_if_t<(Eigen::internal::traits<Derived>::Flags & Eigen::DirectAccessBit) != 0>>
 auto make_vector_view(Eigen::DenseBase<Derived>& object) {
   auto& m = object.derived();
-  detail::require(m.rows() == 1 || m.cols() == 1, "make_vector_view", "expected a vector, got shape (",
-                  m.rows(), ", ", m.cols(), ")");
+  detail::require(m.rows() == 1 || m.cols() == 1, "make_vector_view", "expected a vector, got shape (", m.rows(), ", ",
+                  m.cols(), ")");
   using Scalar = std::remove_pointer_t<decltype(m.data())>;
   return tensor_view<Scalar, 1>(m.data(), {static_cast<std::size_t>(m.size())},
                                 {static_cast<std::ptrdiff_t>(m.innerStride())});
@@ -229,8 +231,7 @@ template <class T, std::size_t Rank>
 void check_shape(std::string_view function, std::string_view argument, const tensor_view<T, Rank>& view,
                  const std::array<std::size_t, Rank>& expected) {
   if (view.extents() != expected) {
-    throw_error(function, argument, " has shape ", format_shape(view.extents()), ", expected ",
-                format_shape(expected));
+    throw_error(function, argument, " has shape ", format_shape(view.extents()), ", expected ", format_shape(expected));
   }
 }
 

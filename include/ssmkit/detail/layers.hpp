@@ -11,6 +11,7 @@
 #include <Eigen/Core>
 
 #include <ssmkit/detail/math.hpp>
+#include <ssmkit/error.hpp>
 #include <ssmkit/parallel.hpp>
 
 namespace ssmkit {
@@ -43,6 +44,14 @@ void linear_rows(const T* in, std::size_t in_ld, const row_matrix<T>& weight, T*
         c.noalias() = a * weight.transpose();
       },
       parallel);
+}
+
+/// Throws "<function>: <what> has shape (r, c), expected (rows, cols)" unless matrix m is rows x cols.
+template <class M>
+void check_weight(const char* function, const char* what, const M& m, std::size_t rows, std::size_t cols) {
+  if (static_cast<std::size_t>(m.rows()) != rows || static_cast<std::size_t>(m.cols()) != cols) {
+    throw_error(function, what, " has shape (", m.rows(), ", ", m.cols(), "), expected (", rows, ", ", cols, ")");
+  }
 }
 
 /// For each of `rows` rows of `width` values (rows `ld` apart): v = x · silu(z) when z is given
