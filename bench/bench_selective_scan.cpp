@@ -20,9 +20,14 @@ namespace {
 
 constexpr std::size_t nstate = 16;
 
+/// What a scan benchmark runs: mamba's channel-major layout, the token-major one of inference
+/// engines, or channel-major with the fast exp option.
+enum class variant { channel_major, token_major, fast_exp };
+
 struct scan_inputs {
   std::size_t dim, length;
   bool token_major;
+  bool fast_exp = false;
   std::vector<float> u, delta, z, A, B, C, D, bias, out, last;
 
   scan_inputs(std::size_t d, std::size_t l, bool tokens) : dim(d), length(l), token_major(tokens) {
@@ -55,6 +60,7 @@ struct scan_inputs {
     o.delta_softplus = true;
     o.last_state = ssmkit::make_view(last.data(), 1, dim, nstate);
     o.parallel.num_threads = threads;
+    o.fast_exp = fast_exp;
     if (cu != nullptr) {  // packed sequences: one final state per sequence
       last.resize((cu->size() - 1) * dim * nstate);
       o.last_state = ssmkit::make_view(last.data(), cu->size() - 1, dim, nstate);
@@ -66,12 +72,13 @@ struct scan_inputs {
   }
 };
 
-template <class Arch, bool TokenMajor>
+template <class Arch, variant Variant>
 void selective_scan(benchmark::State& state) {
   const auto dim = static_cast<std::size_t>(state.range(0));
   const auto length = static_cast<std::size_t>(state.range(1));
   const auto threads = static_cast<int>(state.range(2));
-  scan_inputs in(dim, length, TokenMajor);
+  scan_inputs in(dim, length, Variant == variant::token_major);
+  in.fast_exp = Variant == variant::fast_exp;
   for (auto _ : state) {
     in.run<Arch>(threads);
     benchmark::DoNotOptimize(in.out.data());
@@ -82,7 +89,10 @@ void selective_scan(benchmark::State& state) {
                             4.0 * double(4 * dim * length + 2 * nstate * length));
   // One exp per state update bounds the scan.
   ssm_bench::describe(state, "selective_scan D=" + std::to_string(dim) + " N=16 L=" + std::to_string(length),
-                      std::string(ssmkit::is_scalar_v<Arch> ? "ssmkit-scalar" : "ssmkit") + (TokenMajor ? " token-major" : ""),
+                      std::string(ssmkit::is_scalar_v<Arch> ? "ssmkit-scalar" : "ssmkit") +
+                          (Variant == variant::token_major ? " token-major"
+                           : Variant == variant::fast_exp  ? " fast exp"
+                                                           : ""),
                       "exp", double(dim * nstate * length), threads);
 }
 
@@ -171,40 +181,58 @@ void selective_scan_decode(benchmark::State& state) {
                       ssmkit::is_scalar_v<Arch> ? "ssmkit-scalar" : "ssmkit", "exp", double(dim * nstate));
 }
 
-/// The exp throughput bound: xsimd's exp (Fast = false) or the scan's own decay exp (Fast = true,
-/// AVX-512 float; detail/selective_scan_impl.hpp) over an L1-resident buffer, n exps per iteration.
-template <bool Fast>
+/// The exp throughputs that bound the scan, over an L1-resident buffer, n exps per iteration:
+/// xsimd's exp, ssmkit's detail::exp (its own on AVX-512 float; detail/batch.hpp) and the fast
+/// exp option's fast_exp2 (detail/selective_scan_impl.hpp).
+enum class exp_kind { xsimd, ssmkit, fast };
+
+template <exp_kind Kind>
 void selective_scan_exp(benchmark::State& state) {
   using arch = ssmkit::default_arch;
+  using batch = ssmkit::detail::batch_t<float, arch>;
   constexpr std::size_t w = ssmkit::detail::width_v<float, arch>;
   const auto n = static_cast<std::size_t>(state.range(0));
   auto x = ssm_bench::uniform<float>(n, -4, 0);
   std::vector<float> y(n);
+  const auto exp = [](const batch& v) {
+    if constexpr (Kind == exp_kind::fast) {
+      return ssmkit::detail::fast_exp2<float, arch>(v);
+    } else if constexpr (Kind == exp_kind::ssmkit || ssmkit::is_scalar_v<arch>) {
+      return ssmkit::detail::exp(v);
+    } else {
+      return xsimd::exp(v);
+    }
+  };
   for (auto _ : state) {
-    for (std::size_t i = 0; i + w <= n; i += w)
-      ssmkit::detail::store(y.data() + i, Fast ? ssmkit::detail::decay_exp<float, arch>(ssmkit::detail::load<arch>(x.data() + i))
-                                               : ssmkit::detail::exp(ssmkit::detail::load<arch>(x.data() + i)));
+    for (std::size_t i = 0; i + w <= n; i += w) ssmkit::detail::store(y.data() + i, exp(ssmkit::detail::load<arch>(x.data() + i)));
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
   }
   ssm_bench::set_throughput(state, double(n), 8.0 * double(n));
-  ssm_bench::describe(state, "exp n=" + std::to_string(n), Fast ? "scan's decay_exp" : "xsimd exp", "exp", double(n));
+  ssm_bench::describe(state, "exp n=" + std::to_string(n),
+                      Kind == exp_kind::xsimd ? "xsimd exp" : Kind == exp_kind::ssmkit ? "ssmkit exp" : "fast exp2",
+                      "exp", double(n));
 }
 
 }  // namespace
 
-BENCHMARK_TEMPLATE(selective_scan_exp, false)->ArgName("n")->Arg(4096);
-BENCHMARK_TEMPLATE(selective_scan_exp, true)->ArgName("n")->Arg(4096);
+BENCHMARK_TEMPLATE(selective_scan_exp, exp_kind::xsimd)->ArgName("n")->Arg(4096);
+BENCHMARK_TEMPLATE(selective_scan_exp, exp_kind::ssmkit)->ArgName("n")->Arg(4096);
+BENCHMARK_TEMPLATE(selective_scan_exp, exp_kind::fast)->ArgName("n")->Arg(4096);
 
-BENCHMARK_TEMPLATE(selective_scan, ssmkit::default_arch, false)
+BENCHMARK_TEMPLATE(selective_scan, ssmkit::default_arch, variant::channel_major)
     ->ArgNames({"dim", "L", "threads"})
     ->ArgsProduct({{1536, 4096}, {1, 128, 2048}, {1, 2}})
     ->UseRealTime();
-BENCHMARK_TEMPLATE(selective_scan, ssmkit::default_arch, true)
+BENCHMARK_TEMPLATE(selective_scan, ssmkit::default_arch, variant::token_major)
     ->ArgNames({"dim", "L", "threads"})
     ->Args({1536, 2048, 1})
     ->UseRealTime();
-BENCHMARK_TEMPLATE(selective_scan, ssmkit::scalar, false)
+BENCHMARK_TEMPLATE(selective_scan, ssmkit::default_arch, variant::fast_exp)
+    ->ArgNames({"dim", "L", "threads"})
+    ->ArgsProduct({{1536, 4096}, {2048}, {1, 2}})
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(selective_scan, ssmkit::scalar, variant::channel_major)
     ->ArgNames({"dim", "L", "threads"})
     ->Args({1536, 128, 1})
     ->Args({1536, 2048, 1})

@@ -106,3 +106,24 @@ TEST_CASE("activations validate their arguments", "[activation][errors]") {
   CHECK_THROWS_AS(ssmkit::silu(ssmkit::make_view(x, 3, 4), ssmkit::make_view(guard, 4, 3)), ssmkit::error);
   CHECK(guard == std::vector<float>(12, 7.0f));
 }
+
+TEST_CASE("float softplus is within 2 ulp, relative, also where it is tiny", "[activation]") {
+  // The SIMD float softplus is max(x, 0) + log1p(exp(-|x|)) with its own log1p on [0, 1]
+  // (detail/math.hpp); relative accuracy must hold down to softplus(-87) ~ 1.6e-38, not only
+  // against the absolute floor of check_close.
+  std::vector<float> x;
+  for (double v = -87; v < 40; v += 0.00317) x.push_back(float(v));
+  for (const float v : {20.0f, std::nextafter(20.0f, 0.0f), std::nextafter(20.0f, 30.0f), 0.0f, -0.0f}) x.push_back(v);
+  std::vector<float> y(x.size());
+  ssmkit::softplus<float>(ssmkit::make_view(x, x.size()), ssmkit::make_view(y, y.size()));
+  double worst = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const long double want = softplus_ref(static_cast<long double>(x[i]));
+    worst = std::max(worst, double(std::abs((static_cast<long double>(y[i]) - want) / want)));
+  }
+  INFO("max relative error " << worst << " = " << worst / std::numeric_limits<float>::epsilon() << " ulp");
+  CHECK(worst <= 2 * std::numeric_limits<float>::epsilon());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (x[i] > 20) CHECK(y[i] == x[i]);  // torch's threshold: exactly x above 20
+  }
+}

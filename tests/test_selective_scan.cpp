@@ -166,7 +166,8 @@ ssmkit::bc_view<T> bc_of(const std::vector<T>& x, const std::vector<std::size_t>
 
 /// Runs ssmkit::selective_scan on s with backend Arch (channel-major, row-major views).
 template <class T, class Arch>
-void run_scan(const scan_data<T>& s, std::vector<T>& out, std::vector<T>& last, int threads = 1) {
+void run_scan(const scan_data<T>& s, std::vector<T>& out, std::vector<T>& last, int threads = 1,
+              bool fast_exp = false) {
   out.assign(s.batch * s.dim * s.length, T(0));
   last.assign(s.batch * s.dim * s.nstate, T(0));
   ssmkit::selective_scan_options<T> o;
@@ -177,6 +178,7 @@ void run_scan(const scan_data<T>& s, std::vector<T>& out, std::vector<T>& last, 
   o.delta_softplus = s.softplus;
   o.last_state = ssmkit::make_view(last.data(), s.batch, s.dim, s.nstate);
   o.parallel.num_threads = threads;
+  o.fast_exp = fast_exp;
   ssmkit::selective_scan<T, Arch>(ssmkit::make_view(s.u.data(), s.batch, s.dim, s.length),
                                   ssmkit::make_view(s.delta.data(), s.batch, s.dim, s.length),
                                   ssmkit::make_view(s.A.data(), s.dim, s.nstate),
@@ -280,6 +282,34 @@ TEMPLATE_TEST_CASE("float32 error stays within the bound at L = 16384", "[select
   INFO("normwise error " << err << ", bound " << scan_tolerance<T>(s.length, s.nstate));
   CHECK(err <= scan_tolerance<T>(s.length, s.nstate));
   CHECK(ssm_test::max_rel_error(last, ref_last) <= scan_tolerance<T>(s.length, s.nstate));
+}
+
+TEST_CASE("the fast exp option stays within 3e-7 of max |out| against a double reference", "[selective_scan]") {
+  // Mamba-1 sizes and initialisation (N = 16, A = -(n + 1), Δ = softplus(delta + bias) between
+  // about 1e-3 and 0.3), long sequences: the accumulated error of the decay factors is what the
+  // bound is about (docs/selective_scan.md).
+  for (const std::size_t length : {std::size_t{2048}, std::size_t{16384}}) {
+    scan_data<float> s;
+    s.batch = 1;
+    s.dim = 2 * ssmkit::detail::width_v<float, ssmkit::default_arch> + 3;
+    s.length = length;
+    s.nstate = 16;
+    s.has_h0 = false;
+    s.fill(std::uint32_t(length));
+    for (auto& d : s.delta) d = -7 + 6 * (d + 3) / 4;  // delta + bias in about [-8, 0.5]
+    std::vector<double> ref_out, ref_last;
+    reference_scan(s, ref_out, ref_last);
+    std::vector<float> out, last, fast_out, fast_last;
+    run_scan<float, ssmkit::default_arch>(s, out, last);
+    run_scan<float, ssmkit::default_arch>(s, fast_out, fast_last, 1, true);
+    const double accurate = ssm_test::max_rel_error(out, ref_out), fast = ssm_test::max_rel_error(fast_out, ref_out);
+    INFO("L " << length << ": error of max |out|, accurate exp " << accurate << ", fast exp " << fast
+                << ", fast vs accurate " << ssm_test::max_rel_error(fast_out, std::vector<double>(out.begin(), out.end())));
+    CHECK(fast <= 3e-7);
+    CHECK(ssm_test::max_rel_error(fast_last, ref_last) <= 3e-7);
+    // The option is off by default and changes nothing where fast_exp2 has no implementation.
+    if (!ssmkit::detail::has_fast_exp2_v<float, ssmkit::default_arch>) CHECK(fast_out == out);
+  }
 }
 
 TEMPLATE_TEST_CASE("chunked prefill: [0, k) then [k, L) from its last state equals one pass", "[selective_scan]",
@@ -669,17 +699,17 @@ TEST_CASE("bad input throws ssmkit::error with the standard message and writes n
   CHECK(std::all_of(o1.begin(), o1.end(), [](float v) { return v == 9; }));
 }
 
-TEST_CASE("the decay exp is within 2 ulp of exp, with exact 0, inf and NaN at the ends", "[selective_scan]") {
+TEST_CASE("detail::exp is within 2 ulp of exp, with exact 0, inf and NaN at the ends", "[selective_scan]") {
   using arch = ssmkit::default_arch;
   constexpr std::size_t w = ssmkit::detail::width_v<float, arch>;
   std::vector<float> x, y(w);
-  // Up to 88: xsimd's float exp (the decay exp below AVX-512) saturates to inf above 88.376.
+  // Up to 88: xsimd's float exp (detail::exp below AVX-512) saturates to inf above 88.376.
   for (double v = -103; v < 88.0; v += 0.0037) x.push_back(float(v));
   for (float v = -1e-3f; v < 1e-3f; v += 1.7e-6f) x.push_back(v);  // around 0, where dA lives
   while (x.size() % w != 0) x.push_back(0);
   double worst = 0;
   for (std::size_t i = 0; i < x.size(); i += w) {
-    ssmkit::detail::store(y.data(), ssmkit::detail::decay_exp<float, arch>(ssmkit::detail::load<arch>(x.data() + i)));
+    ssmkit::detail::store(y.data(), ssmkit::detail::exp(ssmkit::detail::load<arch>(x.data() + i)));
     for (std::size_t j = 0; j < w; ++j) {
       const double ref = std::exp(double(x[i + j]));
       if (ref < double(std::numeric_limits<float>::min())) continue;  // subnormal results: absolute error
@@ -694,11 +724,44 @@ TEST_CASE("the decay exp is within 2 ulp of exp, with exact 0, inf and NaN at th
                             std::numeric_limits<float>::infinity(), 1.0f};
   for (std::size_t s = 0; s < 6; ++s) {
     std::vector<float> v(w, specials[s]);
-    ssmkit::detail::store(y.data(), ssmkit::detail::decay_exp<float, arch>(ssmkit::detail::load<arch>(v.data())));
+    ssmkit::detail::store(y.data(), ssmkit::detail::exp(ssmkit::detail::load<arch>(v.data())));
     CHECK(y[0] == expected[s]);
   }
   std::vector<float> nan(w, std::numeric_limits<float>::quiet_NaN());
-  ssmkit::detail::store(y.data(), ssmkit::detail::decay_exp<float, arch>(ssmkit::detail::load<arch>(nan.data())));
+  ssmkit::detail::store(y.data(), ssmkit::detail::exp(ssmkit::detail::load<arch>(nan.data())));
+  CHECK(std::isnan(y[0]));
+}
+
+TEST_CASE("fast_exp2 is within 1.7e-7 + 0.7 u |t| of 2^t, with exact 0, inf and NaN at the ends", "[selective_scan]") {
+  using arch = ssmkit::default_arch;
+  constexpr std::size_t w = ssmkit::detail::width_v<float, arch>;
+  std::vector<float> t, y(w);
+  for (double v = -140; v < 120; v += 0.00531) t.push_back(float(v));
+  for (float v = -1e-3f; v < 1e-3f; v += 1.3e-6f) t.push_back(v);  // around 0, where dA lives
+  while (t.size() % w != 0) t.push_back(0);
+  double worst = 0;  // the error beyond the bound's |t| part, relative
+  for (std::size_t i = 0; i < t.size(); i += w) {
+    ssmkit::detail::store(y.data(), ssmkit::detail::fast_exp2<float, arch>(ssmkit::detail::load<arch>(t.data() + i)));
+    for (std::size_t j = 0; j < w; ++j) {
+      const double ref = std::exp2(double(t[i + j]));
+      if (ref < double(std::numeric_limits<float>::min())) continue;  // subnormal results: absolute error
+      const double rel = std::abs(double(y[j]) - ref) / ref;
+      worst = std::max(worst, rel - 0.7 * unit_roundoff<float>() * std::abs(double(t[i + j])));
+    }
+  }
+  INFO("max relative error beyond 0.7 u |t|: " << worst);
+  // On backends without fast_exp2 the fallback exp(t ln2) meets the same bound.
+  CHECK(worst <= 1.7e-7);
+  const float inf = std::numeric_limits<float>::infinity();
+  const float specials[] = {-inf, -1000.0f, -151.0f, inf, 129.0f, 0.0f};
+  const float expected[] = {0.0f, 0.0f, 0.0f, inf, inf, 1.0f};
+  for (std::size_t s = 0; s < 6; ++s) {
+    std::vector<float> v(w, specials[s]);
+    ssmkit::detail::store(y.data(), ssmkit::detail::fast_exp2<float, arch>(ssmkit::detail::load<arch>(v.data())));
+    CHECK(y[0] == expected[s]);
+  }
+  std::vector<float> nan(w, std::numeric_limits<float>::quiet_NaN());
+  ssmkit::detail::store(y.data(), ssmkit::detail::fast_exp2<float, arch>(ssmkit::detail::load<arch>(nan.data())));
   CHECK(std::isnan(y[0]));
 }
 

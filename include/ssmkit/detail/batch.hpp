@@ -91,8 +91,38 @@ inline scalar_batch<T> select(bool condition, scalar_batch<T> a, scalar_batch<T>
 
 // ---- xsimd batch operations (reduce_add and fma are in simd.hpp, with the version shims)
 
+/// exp of every lane. On AVX-512 float it is ssmkit's own: round-to-nearest reduction
+/// x = k ln2 + r (|r| <= ln2 / 2, ln2 split in two so that k ln2 is exact), the degree-7 Taylor
+/// polynomial p(r) = 1 + r (1 + r (1/2 + ... + r / 5040)) (truncation error 0.35^8 / 8! = 5e-9
+/// relative, below u / 10), and vscalefps for p 2^k, which also gives the exact 0 and inf of
+/// underflow and overflow (and the gradual underflow to subnormals) without the compares and blends
+/// of xsimd's exp: 14 instructions instead of 21, and the scans spend much of their time here. The
+/// error is within 2 ulp (tested), and rounding to nearest keeps it unbiased around x = 0⁻, where a
+/// scan's decay factors live. Elsewhere it is xsimd's exp.
 template <class T, class A>
-inline xsimd::batch<T, A> exp(const xsimd::batch<T, A>& x) noexcept { return xsimd::exp(x); }
+inline xsimd::batch<T, A> exp(const xsimd::batch<T, A>& x) noexcept {
+#if XSIMD_WITH_AVX512F
+  if constexpr (std::is_base_of_v<xsimd::avx512f, A> && std::is_same_v<T, float>) {
+    // Clamp so that ±inf cannot make inf - inf in the reduction; max/min return their second
+    // operand when one is NaN, so NaN passes through. exp(±150) is already 0 or inf in float.
+    const __m512 v = _mm512_min_ps(_mm512_set1_ps(150.0f), _mm512_max_ps(_mm512_set1_ps(-150.0f), x));
+    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), v);  // 0.693359375 = ln2 to 9 bits
+    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);        // ln2 - 0.693359375
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, k);
+  }
+#endif
+  return xsimd::exp(x);
+}
 template <class T, class A>
 inline xsimd::batch<T, A> log1p(const xsimd::batch<T, A>& x) noexcept { return xsimd::log1p(x); }
 template <class T, class A>

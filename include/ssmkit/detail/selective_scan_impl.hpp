@@ -73,44 +73,53 @@ std::size_t group_size(const bc_operand<T>& x, std::size_t dim) noexcept {
   return x.fixed ? dim : dim / x.sequence.extent(1);
 }
 
-/// exp for the decay factors exp(Δ A). On AVX-512 float it is ssmkit's own: round-to-nearest
-/// reduction x = k ln2 + r (|r| <= ln2 / 2, ln2 split in two so that k ln2 is exact), the
-/// degree-7 Taylor polynomial p(r) = 1 + r (1 + r (1/2 + ... + r / 5040)) (truncation error
-/// 0.35^8 / 8! = 5e-9 relative, below u / 10), and vscalefps for p 2^k, which also gives the
-/// exact 0 and inf of underflow and overflow without the compares and blends of xsimd's exp:
-/// 14 instructions instead of 21, and the scan spends most of its time here. It is not the
-/// "fast exp" of the selective-scan issue: the error is within 2 ulp (tested), and rounding to
-/// nearest keeps it unbiased around x = 0⁻, where dA lives. Elsewhere it is detail::exp.
+/// Whether fast_exp2 has its own implementation for (T, Arch): float on AVX-512. Elsewhere the
+/// scan's fast_exp option changes nothing.
 template <class T, class Arch>
-inline batch_t<T, Arch> decay_exp(const batch_t<T, Arch>& x) noexcept {
-#if XSIMD_WITH_AVX512F
-  if constexpr (!is_scalar_v<Arch> && std::is_base_of_v<xsimd::avx512f, Arch> && std::is_same_v<T, float>) {
-    // Clamp so that ±inf cannot make inf - inf in the reduction; max/min return their second
-    // operand when one is NaN, so NaN passes through. exp(±150) is already 0 or inf in float.
-    const __m512 v = _mm512_min_ps(_mm512_set1_ps(150.0f), _mm512_max_ps(_mm512_set1_ps(-150.0f), x));
-    const __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(v, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), v);  // 0.693359375 = ln2 to 9 bits
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);        // ln2 - 0.693359375
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, k);
+inline constexpr bool has_fast_exp2_v =
+#if XSIMD_WITH_AVX512DQ
+    !is_scalar_v<Arch> && std::is_base_of_v<xsimd::avx512dq, Arch> && std::is_same_v<T, float>;
+#else
+    false;
+#endif
+
+/// 2^t, the "fast exp" of the scan (selective_scan_options::fast_exp): the scan passes
+/// t = Δ (a log2 e), with a log2 e rounded once per channel and state. Round-to-nearest
+/// reduction t = k + f, |f| <= 1/2 (k by vrndscaleps, f = t - k exact), then 2^f = 1 + f q(f)
+/// with q of degree 4 (Lawson-weighted minimax of the relative error on [-1/2, 1/2]: 9.2e-8,
+/// 1.6e-7 evaluated in float), and vscalefps for 2^k. Ten instructions against detail::exp's
+/// fourteen plus the Δ a product; 1.6x its throughput. The clamp to ±200 keeps ±inf from making
+/// inf - inf (2^±200 is already 0 or inf in float); max/min return their second operand when one
+/// is NaN, so NaN passes through. (vreduceps would give f without the clamp, but it is slower.)
+///
+/// The error, relative: 1.6e-7 from the polynomial, plus 0.7 u |t| from rounding t (and
+/// a log2 e), which only matters where 2^t is tiny. In the scan, p(f) = 1 + f q(f) makes the
+/// error of dA = 2^t near t = 0⁻ proportional to |t| = (1 - dA)/ln2, so the error a state
+/// accumulates over its memory of ~1/(1 - dA) tokens stays bounded; a floor reduction with a
+/// polynomial on [0, 1) has an error that does not vanish at t = 0⁻ and grows with the memory.
+template <class T, class Arch>
+inline batch_t<T, Arch> fast_exp2(const batch_t<T, Arch>& x) noexcept {
+#if XSIMD_WITH_AVX512DQ
+  if constexpr (has_fast_exp2_v<T, Arch>) {
+    const __m512 t = _mm512_min_ps(_mm512_set1_ps(200.0f), _mm512_max_ps(_mm512_set1_ps(-200.0f), x));
+    const __m512 k = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 f = _mm512_sub_ps(t, k);
+    __m512 q = _mm512_set1_ps(0x1.5bba22p-10f);
+    q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0x1.3cea92p-7f));
+    q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0x1.c6b754p-5f));
+    q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0x1.ebf9bcp-3f));
+    q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0x1.62e42ap-1f));
+    return _mm512_scalef_ps(_mm512_fmadd_ps(f, q, _mm512_set1_ps(1.0f)), k);
   }
 #endif
-  return detail::exp(x);
+  return detail::exp(x * batch_t<T, Arch>(T(0.693147180559945309417)));
 }
 
 /// One state tile of the scan over `tokens` tokens of a chunk: for each token, NT states of W
 /// lanes advance by one step and their contributions to y are summed (added to `y` when
 /// `accumulate`, so several tiles build the sum over all N). `a`, `h` and, for fixed B/C, `b`/`c`
 /// hold NT rows of W lanes; for variable B/C `b`/`c` hold `tokens` rows of max_state_tile values.
-template <std::size_t NT, bool BFixed, bool CFixed, class T, class Arch>
+template <std::size_t NT, bool BFixed, bool CFixed, bool Fast, class T, class Arch>
 inline void scan_tile(std::size_t tokens, const T* dt, const T* du, T* y, bool accumulate, const T* a, T* h,
                       const T* b, const T* c) noexcept {
   using V = batch_t<T, Arch>;
@@ -123,7 +132,8 @@ inline void scan_tile(std::size_t tokens, const T* dt, const T* du, T* y, bool a
     // Two partial sums halve the dependent fma chain of y.
     V y0(T(0)), y1(T(0));
     static_for<NT>([&](auto k) {
-      const V decay = decay_exp<T, Arch>(dtv * detail::load<Arch>(a + k * W));
+      const V x = dtv * detail::load<Arch>(a + k * W);  // Δ a, or Δ a log2 e when Fast
+      const V decay = Fast ? fast_exp2<T, Arch>(x) : detail::exp(x);
       const V bk = BFixed ? detail::load<Arch>(b + k * W) : V(b[t * max_state_tile + k]);
       state[k] = detail::fma(decay, state[k], duv * bk);
       const V ck = CFixed ? detail::load<Arch>(c + k * W) : V(c[t * max_state_tile + k]);
@@ -140,15 +150,26 @@ inline void scan_tile(std::size_t tokens, const T* dt, const T* du, T* y, bool a
   static_for<NT>([&](auto k) { detail::store(h + k * W, state[k]); });
 }
 
-template <std::size_t NT, class T, class Arch>
+template <std::size_t NT, bool Fast, class T, class Arch>
 inline void scan_tile_dispatch(bool b_fixed, bool c_fixed, std::size_t tokens, const T* dt, const T* du, T* y,
                                bool accumulate, const T* a, T* h, const T* b, const T* c) noexcept {
   if (b_fixed) {
-    if (c_fixed) scan_tile<NT, true, true, T, Arch>(tokens, dt, du, y, accumulate, a, h, b, c);
-    else scan_tile<NT, true, false, T, Arch>(tokens, dt, du, y, accumulate, a, h, b, c);
+    if (c_fixed) scan_tile<NT, true, true, Fast, T, Arch>(tokens, dt, du, y, accumulate, a, h, b, c);
+    else scan_tile<NT, true, false, Fast, T, Arch>(tokens, dt, du, y, accumulate, a, h, b, c);
   } else {
-    if (c_fixed) scan_tile<NT, false, true, T, Arch>(tokens, dt, du, y, accumulate, a, h, b, c);
-    else scan_tile<NT, false, false, T, Arch>(tokens, dt, du, y, accumulate, a, h, b, c);
+    if (c_fixed) scan_tile<NT, false, true, Fast, T, Arch>(tokens, dt, du, y, accumulate, a, h, b, c);
+    else scan_tile<NT, false, false, Fast, T, Arch>(tokens, dt, du, y, accumulate, a, h, b, c);
+  }
+}
+
+/// scan_tile_dispatch with the exp chosen at run time (fast only where has_fast_exp2_v).
+template <std::size_t NT, class T, class Arch>
+inline void scan_tile_run(bool fast, bool b_fixed, bool c_fixed, std::size_t tokens, const T* dt, const T* du, T* y,
+                          bool accumulate, const T* a, T* h, const T* b, const T* c) noexcept {
+  if (has_fast_exp2_v<T, Arch> && fast) {
+    scan_tile_dispatch<NT, has_fast_exp2_v<T, Arch>, T, Arch>(b_fixed, c_fixed, tokens, dt, du, y, accumulate, a, h, b, c);
+  } else {
+    scan_tile_dispatch<NT, false, T, Arch>(b_fixed, c_fixed, tokens, dt, du, y, accumulate, a, h, b, c);
   }
 }
 
@@ -185,7 +206,7 @@ inline void scan_tile_complex(std::size_t tokens, const T* dt, const T* du, T* y
     const V duv = detail::load<Arch>(du + t * W);
     V y0(T(0)), y1(T(0));
     static_for<NT>([&](auto k) {
-      const V mag = decay_exp<T, Arch>(dtv * detail::load<Arch>(ar + k * W));
+      const V mag = detail::exp(dtv * detail::load<Arch>(ar + k * W));
       V sn, cs;
       detail::scan_sincos(dtv * detail::load<Arch>(ai + k * W), sn, cs);
       const V dr = mag * cs, di = mag * sn;
@@ -223,9 +244,11 @@ inline void scan_tile_complex_dispatch(bool b_fixed, bool c_fixed, std::size_t t
   }
 }
 
-/// The tile size used for the states [n0, N): 16 while 16 remain, then 8, 4 and 1.
+/// The register tile for the states [n0, N): 8 while 8 remain, then 4 and 1. Eight states, the
+/// twelve constants of decay_exp and the y, Δ and Δu rows fit AVX-512's 32 registers; a tile of
+/// 16 made GCC spill 12 of its states to the stack, and the scan ran 1.3x slower.
 inline std::size_t next_tile(std::size_t remaining) noexcept {
-  return remaining >= 16 ? 16 : remaining >= 8 ? 8 : remaining >= 4 ? 4 : 1;
+  return remaining >= 8 ? 8 : remaining >= 4 ? 4 : 1;
 }
 
 /// Everything one scan call needs, after validation.
@@ -238,6 +261,7 @@ struct scan_problem {
   tensor_view<const T, 3> z, h0;
   tensor_view<T, 3> out, last_state;
   bool softplus = false;
+  bool fast_exp = false;  // real A only: the tiles use fast_exp2 on A log2 e (block_init scales A)
   std::size_t batch = 0, dim = 0, length = 0, nstate = 0;
   // Complex A: the imaginary parts, split from the real parts above (A, B, C, h0, last_state).
   bool is_complex = false;
@@ -457,7 +481,8 @@ void block_init(const scan_problem<T>& p, std::size_t srow, std::size_t d0, std:
   T* im = work + imag_offset<T, Arch>(N);
   for (std::size_t c = 0; c < count; ++c) {
     for (std::size_t n = 0; n < N; ++n) {
-      a[n * W + c] = p.A(d0 + c, n);
+      // log2 e rounded to T: the scan then computes exactly 2^(Δ ã) with ã within 1 ulp of a log2 e.
+      a[n * W + c] = p.fast_exp ? p.A(d0 + c, n) * T(1.44269504088896340736) : p.A(d0 + c, n);
       if (!p.h0.empty()) h[n * W + c] = p.h0(srow, d0 + c, n);
       if (p.B.fixed) bf[n * W + c] = p.B.matrix(d0 + c, n);
       if (p.C.fixed) cf[n * W + c] = p.C.matrix(d0 + c, n);
@@ -591,29 +616,32 @@ void block_chunk(const scan_problem<T>& p, std::size_t row, std::size_t d0, std:
   if (p.is_complex) {
     block_chunk_complex<T, Arch>(p, row, gb, gc, work, t0, tokens, buf);
   }
-  for (std::size_t n0 = 0; n0 < N && !p.is_complex;) {
-    const std::size_t nt = next_tile(N - n0);
-    // The (N, L) slice of this block's group for variable/grouped B and C, copied once per group.
-    if (!p.B.fixed && buf.b_key != std::array<std::size_t, 3>{gb, n0, t0}) {
-      copy_tile<T, Arch>(p.B.sequence[row][gb], n0, nt, t0, tokens, buf.bv);
-      buf.b_key = {gb, n0, t0};
+  // Spans of up to max_state_tile states: their variable B/C values are copied once per chunk
+  // and group (blocks of the same group reuse them), then scanned in register tiles.
+  for (std::size_t s0 = 0; s0 < N && !p.is_complex; s0 += max_state_tile) {
+    const std::size_t span = std::min(max_state_tile, N - s0);
+    if (!p.B.fixed && buf.b_key != std::array<std::size_t, 3>{gb, s0, t0}) {
+      copy_tile<T, Arch>(p.B.sequence[row][gb], s0, span, t0, tokens, buf.bv);
+      buf.b_key = {gb, s0, t0};
     }
-    if (!p.C.fixed && buf.c_key != std::array<std::size_t, 3>{gc, n0, t0}) {
-      copy_tile<T, Arch>(p.C.sequence[row][gc], n0, nt, t0, tokens, buf.cv);
-      buf.c_key = {gc, n0, t0};
+    if (!p.C.fixed && buf.c_key != std::array<std::size_t, 3>{gc, s0, t0}) {
+      copy_tile<T, Arch>(p.C.sequence[row][gc], s0, span, t0, tokens, buf.cv);
+      buf.c_key = {gc, s0, t0};
     }
-    const T* bp = p.B.fixed ? bf + n0 * W : buf.bv;
-    const T* cp = p.C.fixed ? cf + n0 * W : buf.cv;
-    const bool acc = n0 > 0;
-    T* hp = h + n0 * W;
-    const T* ap = a + n0 * W;
-    switch (nt) {
-      case 16: scan_tile_dispatch<16, T, Arch>(p.B.fixed, p.C.fixed, tokens, dt, du, yb, acc, ap, hp, bp, cp); break;
-      case 8: scan_tile_dispatch<8, T, Arch>(p.B.fixed, p.C.fixed, tokens, dt, du, yb, acc, ap, hp, bp, cp); break;
-      case 4: scan_tile_dispatch<4, T, Arch>(p.B.fixed, p.C.fixed, tokens, dt, du, yb, acc, ap, hp, bp, cp); break;
-      default: scan_tile_dispatch<1, T, Arch>(p.B.fixed, p.C.fixed, tokens, dt, du, yb, acc, ap, hp, bp, cp); break;
+    for (std::size_t n0 = s0; n0 < s0 + span;) {
+      const std::size_t nt = next_tile(s0 + span - n0);
+      const T* bp = p.B.fixed ? bf + n0 * W : buf.bv + (n0 - s0);
+      const T* cp = p.C.fixed ? cf + n0 * W : buf.cv + (n0 - s0);
+      const bool acc = n0 > 0;
+      T* hp = h + n0 * W;
+      const T* ap = a + n0 * W;
+      switch (nt) {
+        case 8: scan_tile_run<8, T, Arch>(p.fast_exp, p.B.fixed, p.C.fixed, tokens, dt, du, yb, acc, ap, hp, bp, cp); break;
+        case 4: scan_tile_run<4, T, Arch>(p.fast_exp, p.B.fixed, p.C.fixed, tokens, dt, du, yb, acc, ap, hp, bp, cp); break;
+        default: scan_tile_run<1, T, Arch>(p.fast_exp, p.B.fixed, p.C.fixed, tokens, dt, du, yb, acc, ap, hp, bp, cp); break;
+      }
+      n0 += nt;
     }
-    n0 += nt;
   }
   // out = (y + D u) * silu(z); the z chunk reuses the du buffer, which the tiles no longer need.
   if (!p.z.empty()) gather_chunk<T, Arch>(p.z, row, d0, count, t0, tokens, du, ahead);
@@ -700,7 +728,7 @@ inline T state_row(std::size_t N, T dtp, T dxp, T* s, std::ptrdiff_t ss, const T
     const V dtv(dtp), dxv(dxp);
     V acc(T(0));
     for (; n + W <= N; n += W) {
-      const V next = detail::fma(decay_exp<T, Arch>(dtv * detail::load<Arch>(a + n)), detail::load<Arch>(s + n),
+      const V next = detail::fma(detail::exp(dtv * detail::load<Arch>(a + n)), detail::load<Arch>(s + n),
                                  dxv * detail::load<Arch>(b + n));
       detail::store(s + n, next);
       acc = detail::fma(next, detail::load<Arch>(c + n), acc);
@@ -773,7 +801,7 @@ void state_update_head(const state_update_problem<T>& p, std::size_t b, std::siz
       for (std::size_t c = 0; c < count; ++c) {
         const auto ch = static_cast<std::ptrdiff_t>(p0 + c);
         T* sc_row = sr + ch * ss_c;
-        const V next = detail::fma(decay_exp<T, Arch>(V(dtb[c]) * detail::load<Arch>(ar + ch * sa_c)),
+        const V next = detail::fma(detail::exp(V(dtb[c]) * detail::load<Arch>(ar + ch * sa_c)),
                                    detail::load<Arch>(sc_row), V(dxb[c]) * bv);
         detail::store(sc_row, next);
         yb[c] = detail::reduce_add(next * cv);
