@@ -208,6 +208,12 @@ TEST_CASE("S4D initialisations: closed forms, legs from nplr, options", "[s4d_in
   CHECK(r1.B == r2.B);
   o.seed = 8;
   CHECK(ssmkit::s4d::diag("rand", 8, 2, o).A != r1.A);
+  // B_init legs with another init: B from LegS's NPLR as for init legs (a fuzz finding: the NPLR
+  // was computed only for init legs, and B read an empty vector).
+  ssmkit::s4d::diag_init_options legs_b;
+  legs_b.B = ssmkit::s4d::b_init::legs;
+  const auto lin_legs_b = ssmkit::s4d::diag("lin", 16, 2, legs_b);
+  for (int n = 0; n < 8; ++n) CHECK(lin_legs_b.B(1, n) == d.B(n));
   const auto log_dt = ssmkit::s4d::init_log_dt(4, 8, {1e-3, 1e-1, false, 3});
   CHECK(log_dt.cols() == 8);
   CHECK(log_dt.maxCoeff() <= std::log(1e-1));
@@ -220,10 +226,16 @@ TEST_CASE("S4D initialisation errors", "[s4d_init][errors]") {
   CHECK(error_of([&] { ssmkit::s4d::diag("lin", 6, 1, o); }) == "s4d::diag: B_init alternating needs N divisible by 4, got 6");
   CHECK(error_of([] { ssmkit::s4d::diag("lin", 7, 1); }) == "s4d::diag: N must be even and >= 2, got 7");
   CHECK(error_of([] { ssmkit::s4d::diag("legs", 2, 1); }) == "s4d::diag: init legs needs N >= 4, got 2");
+  ssmkit::s4d::diag_init_options legs_b;
+  legs_b.B = ssmkit::s4d::b_init::legs;
+  CHECK(error_of([&] { ssmkit::s4d::diag("lin", 2, 1, legs_b); }) == "s4d::diag: B_init legs needs N >= 4, got 2");
   CHECK(error_of([] { ssmkit::s4d::diag("cubic", 8, 1); }).rfind("s4d::parse_diag_init: unknown init 'cubic'", 0) == 0);
   ssmkit::s4d::diag_init_options neg;
   neg.imag_scale = -1;
   CHECK(error_of([&] { ssmkit::s4d::diag("lin", 8, 1, neg); }).rfind("s4d::diag: A must have Re A < 1e-4 and Im A <= 0", 0) == 0);
   CHECK(error_of([] { ssmkit::s4d::init_log_dt(1, 1, {0.1, 0.01, true, 0}); }) ==
-        "s4d::init_log_dt: need 0 < dt_min <= dt_max, got dt_min = 0.1, dt_max = 0.01");
+        "s4d::init_log_dt: need 0 < dt_min <= dt_max < inf, got dt_min = 0.1, dt_max = 0.01");
+  // An infinite dt_max made log dt NaN (a fuzz finding).
+  CHECK(error_of([] { ssmkit::s4d::init_log_dt(1, 1, {0.1, INFINITY, true, 0}); }) ==
+        "s4d::init_log_dt: need 0 < dt_min <= dt_max < inf, got dt_min = 0.1, dt_max = inf");
 }

@@ -125,6 +125,7 @@ inline diag_params diag(diag_init init, Eigen::Index N, Eigen::Index H, const di
   ssmkit::detail::require(binit != b_init::alternating || N % 4 == 0, fn,
                           "B_init alternating needs N divisible by 4, got ", N);
   ssmkit::detail::require(!legs || N >= 4, fn, "init legs needs N >= 4, got ", N);
+  ssmkit::detail::require(binit != b_init::legs || N >= 4, fn, "B_init legs needs N >= 4, got ", N);
   using cd = std::complex<double>;
   const double pi = 3.14159265358979323846;
   const Eigen::Index N2 = N / 2;
@@ -140,8 +141,9 @@ inline diag_params diag(diag_init init, Eigen::Index N, Eigen::Index H, const di
       im(h, n) = options.imag_random ? static_cast<double>(N2) * detail::uniform01(gen) : static_cast<double>(n);
     }
   }
+  // LegS's NPLR gives A for init legs and B for B_init legs (which any init may use).
   hippo::nplr_result legs_nplr;
-  if (legs) legs_nplr = hippo::nplr(hippo::measure::legs, N);
+  if (legs || binit == b_init::legs) legs_nplr = hippo::nplr(hippo::measure::legs, N);
   for (Eigen::Index h = 0; h < H; ++h) {
     for (Eigen::Index n = 0; n < N2; ++n) {
       const double q = im(h, n);
@@ -219,12 +221,12 @@ struct dt_init_options {
 /**
  * log dt ~ U[log dt_min, log dt_max], shape (H, 1) when tied, else (H, N2), as SSMKernel.init_dt
  * (before its dt transform). Apply exp to get dt; Mamba's bias form is dt + log(-expm1(-dt)).
- * \throws ssmkit::error unless 0 < dt_min <= dt_max, H >= 1 and N2 >= 1.
+ * \throws ssmkit::error unless 0 < dt_min <= dt_max < inf, H >= 1 and N2 >= 1.
  */
 inline Eigen::MatrixXd init_log_dt(Eigen::Index H, Eigen::Index N2, const dt_init_options& options = {}) {
   constexpr const char* fn = "s4d::init_log_dt";
-  ssmkit::detail::require(options.dt_min > 0 && options.dt_min <= options.dt_max, fn,
-                          "need 0 < dt_min <= dt_max, got dt_min = ", options.dt_min, ", dt_max = ", options.dt_max);
+  ssmkit::detail::require(options.dt_min > 0 && options.dt_min <= options.dt_max && std::isfinite(options.dt_max), fn,
+                          "need 0 < dt_min <= dt_max < inf, got dt_min = ", options.dt_min, ", dt_max = ", options.dt_max);
   ssmkit::detail::require(H >= 1 && N2 >= 1, fn, "H and N2 must be >= 1, got H = ", H, ", N2 = ", N2);
   std::mt19937_64 gen(options.seed);
   const double lo = std::log(options.dt_min), hi = std::log(options.dt_max);
