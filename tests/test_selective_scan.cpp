@@ -501,6 +501,7 @@ TEMPLATE_TEST_CASE("selective_state_update with heads and groups matches a doubl
 }
 
 TEMPLATE_TEST_CASE("L decode steps equal the scan, and the step does not allocate", "[decode]", float, double) {
+  for (const bool fast_exp : {false, true}) {  // the fast exp in both, or in neither
   using T = TestType;
   scan_data<T> s;
   s.batch = 2;
@@ -509,7 +510,7 @@ TEMPLATE_TEST_CASE("L decode steps equal the scan, and the step does not allocat
   s.nstate = 16;
   s.fill(21);
   std::vector<T> scan_out, scan_last;
-  run_scan<T, ssmkit::default_arch>(s, scan_out, scan_last);
+  run_scan<T, ssmkit::default_arch>(s, scan_out, scan_last, 1, fast_exp);
   const std::size_t B = s.batch, D = s.dim, L = s.length, N = s.nstate;
   auto state = s.h0;
   std::vector<T> out(B * D * L), step(B * D);
@@ -521,6 +522,7 @@ TEMPLATE_TEST_CASE("L decode steps equal the scan, and the step does not allocat
   o.dt_bias = ssmkit::make_view(s.bias.data(), D);
   o.dt_softplus = true;
   o.parallel.num_threads = 1;
+  o.fast_exp = fast_exp;
   long allocations = 0;
   for (std::size_t t = 0; t < L; ++t) {
     o.z = token(s.z, D, t);
@@ -533,10 +535,12 @@ TEMPLATE_TEST_CASE("L decode steps equal the scan, and the step does not allocat
     allocations += allocation_count.load() - before;
     for (std::size_t i = 0; i < B * D; ++i) out[i * L + t] = step[i];
   }
+  INFO("fast exp " << fast_exp);
   CHECK(allocations == 0);
   const double tol = scan_tolerance<T>(L, N);
   CHECK(ssm_test::max_rel_error(out, scan_out) <= tol);
   CHECK(ssm_test::max_rel_error(state, scan_last) <= tol);
+  }
 }
 
 TEST_CASE("NaN in, NaN out, and only where it reaches", "[selective_scan]") {

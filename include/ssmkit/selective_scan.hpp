@@ -146,6 +146,9 @@ struct selective_state_update_options {
   const_view<T, StateRank - 1> z;        ///< like x: out *= silu(z)
   const_view<T, StateRank - 2> dt_bias;  ///< like D: added to dt before the softplus
   bool dt_softplus = false;              ///< dt = softplus(dt + dt_bias), threshold 20
+  /// The scan's fast exp (selective_scan_options::fast_exp) for exp(dt A): a model that scans with
+  /// it decodes with it. Float on AVX-512 only; elsewhere the accurate exp runs.
+  bool fast_exp = false;
   parallel_options parallel;             ///< threads over (batch, head) rows
 };
 
@@ -607,6 +610,7 @@ void selective_state_update(tensor_view<T, 4> state, const_view<T, 3> x, const_v
   p.dt_bias = options.dt_bias;
   p.out = out;
   p.softplus = options.dt_softplus;
+  p.fast_exp = options.fast_exp && detail::has_fast_exp2_v<T, Arch>;
   detail::selective_state_update_run<T, Arch>(p, options.parallel);
 }
 
@@ -670,6 +674,7 @@ void selective_state_update(tensor_view<T, 3> state, const_view<T, 2> x, const_v
   p.dt_bias = detail::insert_unit(options.dt_bias, 0);
   p.out = detail::insert_unit(out, 1);
   p.softplus = options.dt_softplus;
+  p.fast_exp = options.fast_exp && detail::has_fast_exp2_v<T, Arch>;
   detail::selective_state_update_run<T, Arch>(p, options.parallel);
 }
 

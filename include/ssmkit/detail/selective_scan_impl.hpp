@@ -745,13 +745,15 @@ struct state_update_problem {
   tensor_view<const T, 2> D, dt_bias;     // (H, P)
   tensor_view<T, 3> out;                  // (batch, H, P)
   bool softplus = false;
+  bool fast_exp = false;                  // exp(dt a) as fast_exp2(dt log2 e · a)
 };
 
 /// One state row s_n <- exp(dt a_n) s_n + (dt x) b_n for n in [0, N), returning Σ_n s_n c_n.
 /// SIMD along n when every row is contiguous in n; the tail (or the whole row) runs width 1.
+/// With `fast`, dtp is dt log2 e and the decay is fast_exp2(dtp a) (SIMD part; the tail is exact).
 template <class T, class Arch>
 inline T state_row(std::size_t N, T dtp, T dxp, T* s, std::ptrdiff_t ss, const T* a, std::ptrdiff_t sa,
-                   const T* b, std::ptrdiff_t sb, const T* c, std::ptrdiff_t sc) noexcept {
+                   const T* b, std::ptrdiff_t sb, const T* c, std::ptrdiff_t sc, bool fast) noexcept {
   using V = batch_t<T, Arch>;
   using S = scalar_batch<T>;
   constexpr std::size_t W = width_v<T, Arch>;
@@ -761,7 +763,8 @@ inline T state_row(std::size_t N, T dtp, T dxp, T* s, std::ptrdiff_t ss, const T
     const V dtv(dtp), dxv(dxp);
     V acc(T(0));
     for (; n + W <= N; n += W) {
-      const V next = detail::fma(detail::exp(dtv * detail::load<Arch>(a + n)), detail::load<Arch>(s + n),
+      const V x = dtv * detail::load<Arch>(a + n);
+      const V next = detail::fma(fast ? fast_exp2<T, Arch>(x) : detail::exp(x), detail::load<Arch>(s + n),
                                  dxv * detail::load<Arch>(b + n));
       detail::store(s + n, next);
       acc = detail::fma(next, detail::load<Arch>(c + n), acc);
@@ -770,7 +773,8 @@ inline T state_row(std::size_t N, T dtp, T dxp, T* s, std::ptrdiff_t ss, const T
   }
   for (; n < N; ++n) {
     const auto i = static_cast<std::ptrdiff_t>(n);
-    const S next = detail::fma(detail::exp(S(dtp) * S(a[i * sa])), S(s[i * ss]), S(dxp) * S(b[i * sb]));
+    const S x = S(fast ? dtp * T(0.693147180559945309417) : dtp) * S(a[i * sa]);
+    const S next = detail::fma(detail::exp(x), S(s[i * ss]), S(dxp) * S(b[i * sb]));
     s[i * ss] = next.value;
     y = detail::fma(next, S(c[i * sc]), S(y)).value;
   }
@@ -824,8 +828,9 @@ void state_update_head(const state_update_problem<T>& p, std::size_t b, std::siz
     V dtv = load_lanes<T, Arch>(dtr + off(sdt), sdt, count);
     if (biasr) dtv = dtv + load_lanes<T, Arch>(biasr + off(sbias), sbias, count);
     if (p.softplus) dtv = detail::softplus(dtv);
-    alignas(64) T dtb[W], dxb[W], yb[W] = {};
-    detail::store(dtb, dtv);
+    // dte: the exponent's dt, times log2 e for the fast exp (fast_exp2 takes base-2 exponents).
+    alignas(64) T dte[W], dxb[W], yb[W] = {};
+    detail::store(dte, p.fast_exp ? dtv * V(T(1.44269504088896340736)) : dtv);
     detail::store(dxb, dtv * xv);
     if (N == W && W > 1 && ss_n == 1 && sa_n == 1 && sb == 1 && sc == 1) {
       // Mamba-1's N = 16 in float on AVX-512: one register per channel, and a straight-line body
@@ -840,8 +845,9 @@ void state_update_head(const state_update_problem<T>& p, std::size_t b, std::siz
         }
         const auto ch = static_cast<std::ptrdiff_t>(p0 + c);
         T* sc_row = sr + ch * ss_c;
-        const V next = detail::fma(detail::exp(V(dtb[c]) * detail::load<Arch>(ar + ch * sa_c)),
-                                   detail::load<Arch>(sc_row), V(dxb[c]) * bv);
+        const V x = V(dte[c]) * detail::load<Arch>(ar + ch * sa_c);
+        const V next = detail::fma(p.fast_exp ? fast_exp2<T, Arch>(x) : detail::exp(x), detail::load<Arch>(sc_row),
+                                   V(dxb[c]) * bv);
         detail::store(sc_row, next);
         products[c] = next * cv;
       }
@@ -849,7 +855,8 @@ void state_update_head(const state_update_problem<T>& p, std::size_t b, std::siz
     } else {
       for (std::size_t c = 0; c < count && N != 0; ++c) {
         const auto ch = static_cast<std::ptrdiff_t>(p0 + c);
-        yb[c] = state_row<T, Arch>(N, dtb[c], dxb[c], sr + ch * ss_c, ss_n, ar + ch * sa_c, sa_n, bp, sb, cp, sc);
+        yb[c] = state_row<T, Arch>(N, dte[c], dxb[c], sr + ch * ss_c, ss_n, ar + ch * sa_c, sa_n, bp, sb, cp, sc,
+                                   p.fast_exp);
       }
     }
     V y = detail::load<Arch>(yb);
