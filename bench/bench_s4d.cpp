@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <ssmkit/hippo.hpp>
+#include <ssmkit/s4_dplr.hpp>
 #include <ssmkit/s4d.hpp>
 
 #include "common.hpp"
@@ -67,7 +69,56 @@ template <class Arch>
 void s4d_kernel_vandermonde(benchmark::State& state) { run<Arch>(state, false); }
 void s4d_kernel_exact(benchmark::State& state) { run<ssmkit::scalar>(state, true); }
 
+// S4 DPLR kernel (s4_dplr.hpp; named s4d_* so that the family smoke test picks it up): HiPPO-LegS (nplr, rank 1), one
+// channel, float32 in and out, single-threaded. items/s counts (h, n, node) triples of the Cauchy sum, node = 0..L/2;
+// each costs two complex reciprocals and (1 + rank)^2 = 4 conjugate-pair multiply-adds, about 56 flop ("fma" limit).
+// c_input: 1 = C~ given (the reference's runtime path after its first call), 0 = C given, which adds
+// the dense O(N^3 log L) C~ setup per channel.
+void s4d_dplr_kernel(benchmark::State& state) {
+  const auto H = static_cast<std::size_t>(state.range(0)), N2 = static_cast<std::size_t>(state.range(1)),
+             L = static_cast<std::size_t>(state.range(2));
+  const bool tilde = state.range(3) != 0;
+  const auto nplr = ssmkit::hippo::nplr(ssmkit::hippo::measure::legs, static_cast<Eigen::Index>(2 * N2));
+  const auto log_dt = ssm_bench::uniform<double>(H, std::log(1e-3), std::log(1e-1), 1);
+  const auto c = ssm_bench::uniform<float>(2 * H * N2, -1, 1, 2);
+  std::vector<float> dt, K(H * L);
+  std::vector<std::complex<float>> Lambda, P, B, C;
+  for (std::size_t h = 0; h < H; ++h) {
+    dt.push_back(static_cast<float>(std::exp(log_dt[h])));
+    for (std::size_t n = 0; n < N2; ++n) {
+      const auto i = static_cast<Eigen::Index>(n);
+      Lambda.emplace_back(nplr.W(i));
+      P.emplace_back(nplr.P(0, i));
+      B.emplace_back(nplr.B(i));
+      C.emplace_back(c[2 * (h * N2 + n)], c[2 * (h * N2 + n) + 1]);
+    }
+  }
+  ssmkit::s4_dplr_kernel_options options;
+  options.c_input = tilde ? ssmkit::dplr_c_input::tilde : ssmkit::dplr_c_input::original;
+  options.parallel.num_threads = 1;
+  for (auto _ : state) {
+    ssmkit::s4_dplr_kernel<float>(ssmkit::make_view(dt, H, 1), ssmkit::make_view(Lambda, H, N2),
+                                  ssmkit::make_view(P, 1, H, N2), ssmkit::make_view(B, H, N2),
+                                  ssmkit::make_view(C, 1, H, N2), ssmkit::make_view(K, 1, H, L), options);
+    benchmark::DoNotOptimize(K.data());
+    benchmark::ClobberMemory();
+  }
+  const double hnk = double(H) * double(N2) * double(L / 2 + 1);
+  ssm_bench::set_throughput(state, hnk, double(H * L) * sizeof(float));
+  ssm_bench::describe(state,
+                      "s4 dplr kernel H=" + std::to_string(H) + " N/2=" + std::to_string(N2) +
+                          " L=" + std::to_string(L) + (tilde ? " C~" : " C"),
+                      "ssmkit", "fma", 56 * hnk);
+}
+
 }  // namespace
+
+BENCHMARK(s4d_dplr_kernel)
+    ->ArgNames({"H", "N2", "L", "c_tilde"})
+    ->Args({64, 32, 1024, 1})
+    ->Args({64, 32, 4096, 1})
+    ->Args({64, 32, 4096, 0})
+    ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_TEMPLATE(s4d_kernel_vandermonde, ssmkit::default_arch)
     ->ArgNames({"H", "N2", "L"})
