@@ -16,6 +16,7 @@
 #include <ssmkit/hippo.hpp>
 #include <ssmkit/s4_dplr.hpp>
 #include <ssmkit/s4d.hpp>
+#include <ssmkit/s4d_layer.hpp>
 
 #include "common.hpp"
 
@@ -111,6 +112,45 @@ void s4d_dplr_kernel(benchmark::State& state) {
                       "ssmkit", "fma", 56 * hnk);
 }
 
+// The S4D layer (s4d_layer.hpp), S4D-Lin, N = 64, one kernel channel, batch 1, float32:
+//   - forward: convolution mode over (1, L, H) through the cached FFT plan (the kernel and its
+//     spectrum were made at construction), items/s = tokens x channels (L H per call), bounded by
+//     the FMA peak of the FFT (about 5 n log2 n flop per transform pair and channel, n = 2L);
+//   - step: one token of recurrent mode, items/s = channels x modes (H N/2 complex multiply-adds).
+void s4d_layer_forward(benchmark::State& state) {
+  const auto H = static_cast<std::size_t>(state.range(0)), L = static_cast<std::size_t>(state.range(1));
+  const int threads = static_cast<int>(state.range(2));
+  const auto layer = ssmkit::s4d_layer<float>::random(H, 64, 1, L);
+  const auto u = ssm_bench::uniform<float>(L * H, -1, 1, 3);
+  std::vector<float> y(L * H);
+  ssmkit::fft_conv_workspace<float> workspace;
+  for (auto _ : state) {
+    layer.forward(ssmkit::make_view(u.data(), 1, L, H), ssmkit::make_view(y.data(), 1, L, H), workspace, {threads});
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(L * H), 8.0 * double(L * H));
+  const double n = 2.0 * double(L);
+  ssm_bench::describe(state, "s4d layer forward H=" + std::to_string(H) + " L=" + std::to_string(L), "ssmkit", "fma",
+                      5.0 * n * std::log2(n) * double(H), threads);
+}
+
+void s4d_layer_step(benchmark::State& state) {
+  const auto H = static_cast<std::size_t>(state.range(0));
+  const auto layer = ssmkit::s4d_layer<float>::random(H, 64, 1, 1024);
+  auto layer_state = layer.make_state(1);
+  const auto u = ssm_bench::uniform<float>(H, -1, 1, 4);
+  std::vector<float> y(H);
+  for (auto _ : state) {
+    layer.step(ssmkit::make_view(u.data(), 1, H), ssmkit::make_view(y.data(), 1, H), layer_state);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(H * 32), 8.0 * double(H));
+  // 8 flop per complex multiply-add (state update) plus 4 for the output: ~12 per (h, n).
+  ssm_bench::describe(state, "s4d layer step H=" + std::to_string(H) + " N=64", "ssmkit", "fma", 12.0 * double(H * 32));
+}
+
 }  // namespace
 
 BENCHMARK(s4d_dplr_kernel)
@@ -125,6 +165,7 @@ BENCHMARK_TEMPLATE(s4d_kernel_vandermonde, ssmkit::default_arch)
     ->Args({256, 32, 1024})
     ->Args({256, 32, 4096})
     ->Args({256, 32, 16384})
+    ->Args({256, 32, 65536})
     ->Args({1024, 32, 16384})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(s4d_kernel_vandermonde, ssmkit::scalar)
@@ -134,3 +175,11 @@ BENCHMARK_TEMPLATE(s4d_kernel_vandermonde, ssmkit::scalar)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(s4d_kernel_exact)->ArgNames({"H", "N2", "L"})->Args({16, 32, 1024})->Unit(benchmark::kMillisecond);
 
+BENCHMARK(s4d_layer_forward)
+    ->ArgNames({"H", "L", "threads"})
+    ->Args({256, 4096, 1})
+    ->Args({256, 16384, 1})
+    ->Args({256, 16384, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(s4d_layer_step)->ArgNames({"H"})->Arg(256)->Arg(1024);
