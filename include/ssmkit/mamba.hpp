@@ -47,6 +47,9 @@ struct mamba_config {
   std::size_t d_conv = 4;
   std::size_t expand = 2;
   std::size_t dt_rank = 0;  ///< 0: ceil(d_model / 16), the reference's "auto"
+  /// The selective scan's fast exp in forward and step (selective_scan_options::fast_exp); off
+  /// by default. Not part of the reference's configuration.
+  bool fast_exp = false;
   std::size_t d_inner() const noexcept { return expand * d_model; }
   std::size_t resolved_dt_rank() const noexcept { return dt_rank != 0 ? dt_rank : (d_model + 15) / 16; }
 };
@@ -285,6 +288,7 @@ class mamba_mixer {
     options.z = tensor_view<const T, 2>(state.xz.data() + di, {batch, di}, {static_cast<std::ptrdiff_t>(2 * di), 1});
     options.dt_bias = tensor_view<const T, 1>(w_.dt_proj_bias.data(), {di});
     options.dt_softplus = true;
+    options.fast_exp = config_.fast_exp;
     options.parallel = parallel;
     selective_state_update<T, Arch>(make_view(state.ssm.data(), batch, di, n), make_view(state.x.data(), batch, di),
                                     make_view(state.delta.data(), batch, di),
@@ -312,6 +316,7 @@ class mamba_mixer {
     options.z = z.transposed(1, 2);
     options.delta_bias = tensor_view<const T, 1>(w_.dt_proj_bias.data(), {di});
     options.delta_softplus = true;
+    options.fast_exp = config_.fast_exp;
     options.parallel = parallel;
     if (state) {
       options.initial_state = make_view(state->ssm.data(), batch, di, n);
