@@ -4,6 +4,10 @@
 // one r2c and one c2r per channel). FFTW is not a dependency: the figures of ../shared/perf
 // (FFTW 3.3.10, FFTW_MEASURE r2c/c2r, kernel spectrum precomputed) are the reference there.
 //
+// Also: short kernels (L = 4096, 16384, Lk = 4..64) through the plan's FFT path, its direct path,
+// and the cost model's choice; and the streaming mode (fft_conv_stream, block 4096, chunks of one
+// block) against the one-shot plan over the whole input, with the memory each holds.
+//
 // Limit: "fma", counting the usual 2 x 2.5 n log2(n) flops per channel for the r2c + c2r pair at
 // FFT size n; the real bound is memory traffic between L2 and L3 (see docs/fft_conv.md).
 #include <cmath>
@@ -14,6 +18,7 @@
 #include <unsupported/Eigen/FFT>
 
 #include <ssmkit/fft_conv.hpp>
+#include <ssmkit/fft_conv_stream.hpp>
 
 #include "common.hpp"
 
@@ -109,6 +114,77 @@ void fft_conv_eigen(benchmark::State& state) {
   ssm_bench::describe(state, op_name(L, H), "eigen-fft", "fma", conv_flops(n, H));
 }
 
+/// Short kernels: the plan with the method forced (FFT or direct) and chosen by the cost model.
+/// Argument "method": 0 automatic, 1 FFT, 2 direct.
+void fft_conv_short_kernel(benchmark::State& state) {
+  const auto L = static_cast<std::size_t>(state.range(0));
+  const auto H = static_cast<std::size_t>(state.range(1));
+  const auto Lk = static_cast<std::size_t>(state.range(2));
+  const auto method = static_cast<ssmkit::fft_conv_method>(state.range(3));
+  const auto k = ssm_bench::uniform<float>(H * Lk, -1, 1, 1);
+  const auto u = ssm_bench::uniform<float>(L * H, -1, 1, 2);
+  std::vector<float> y(L * H);
+  ssmkit::fft_conv_options options;
+  options.method = method;
+  const ssmkit::fft_conv_plan<float> plan(ssmkit::make_view(k, H, Lk), L, options);
+  ssmkit::fft_conv_workspace<float> workspace;
+  for (auto _ : state) {
+    plan.forward(ssmkit::make_view(u, 1, L, H), ssmkit::make_view(y, 1, L, H), {}, workspace);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(L * H), 2.0 * double(L * H) * sizeof(float));
+  state.counters["direct"] = plan.uses_direct() ? 1 : 0;
+  const char* impl = method == ssmkit::fft_conv_method::automatic ? "ssmkit (cost model)"
+                     : method == ssmkit::fft_conv_method::fft     ? "ssmkit FFT path"
+                                                                  : "ssmkit direct path";
+  ssm_bench::describe(state, op_name(L, H) + " Lk=" + std::to_string(Lk), impl, "none", 0);
+}
+
+/// Streaming (partitioned overlap-save, block 4096, chunks of one block) against the one-shot plan
+/// over the whole input, for a kernel of Lk taps. Argument "stream": 0 one-shot plan, 1 stream.
+void fft_conv_streaming(benchmark::State& state) {
+  const auto L = static_cast<std::size_t>(state.range(0));
+  const auto H = static_cast<std::size_t>(state.range(1));
+  const auto Lk = static_cast<std::size_t>(state.range(2));
+  const bool streaming = state.range(3) != 0;
+  const auto k = ssm_bench::uniform<float>(H * Lk, -1, 1, 1);
+  const auto u = ssm_bench::uniform<float>(L * H, -1, 1, 2);
+  std::vector<float> y(L * H);
+  const std::string op = "causal conv L=" + std::to_string(L) + " H=" + std::to_string(H) + " Lk=" + std::to_string(Lk);
+  if (streaming) {
+    ssmkit::fft_conv_stream<float> stream(ssmkit::make_view(k, H, Lk), {}, 1);
+    const std::size_t chunk = stream.block_size();
+    for (auto _ : state) {
+      stream.reset();
+      for (std::size_t t = 0; t < L; t += chunk) {
+        const std::size_t c = std::min(chunk, L - t);
+        stream.process({u.data() + t * H, {1, c, H}}, {y.data() + t * H, {1, c, H}});
+      }
+      benchmark::DoNotOptimize(y.data());
+      benchmark::ClobberMemory();
+    }
+    state.counters["memory_MiB"] = double(stream.memory_size() * sizeof(float)) / (1 << 20);
+    ssm_bench::set_throughput(state, double(L * H), 2.0 * double(L * H) * sizeof(float));
+    ssm_bench::describe(state, op, "ssmkit stream (block 4096)", "none", 0);
+  } else {
+    ssmkit::fft_conv_options options;
+    options.method = ssmkit::fft_conv_method::fft;
+    const ssmkit::fft_conv_plan<float> plan(ssmkit::make_view(k, H, Lk), L, options);
+    ssmkit::fft_conv_workspace<float> workspace;
+    for (auto _ : state) {
+      plan.forward(ssmkit::make_view(u, 1, L, H), ssmkit::make_view(y, 1, L, H), {}, workspace);
+      benchmark::DoNotOptimize(y.data());
+      benchmark::ClobberMemory();
+    }
+    // Workspace and the cached kernel spectrum (n reals per channel, lane groups padded).
+    state.counters["memory_MiB"] =
+        double((workspace.size() + plan.fft_size() * ((H + 15) / 16) * 16) * sizeof(float)) / (1 << 20);
+    ssm_bench::set_throughput(state, double(L * H), 2.0 * double(L * H) * sizeof(float));
+    ssm_bench::describe(state, op, "ssmkit one-shot plan", "none", 0);
+  }
+}
+
 void shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"L", "H", "threads"});
   for (const auto& lh : {std::pair<int, int>{1024, 512}, {4096, 512}, {16384, 256}, {65536, 128}, {10000, 256}}) {
@@ -129,3 +205,11 @@ BENCHMARK_TEMPLATE(fft_conv_causal, ssmkit::scalar)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(fft_conv_direct)->ArgNames({"L", "H"})->Args({1024, 512})->Unit(benchmark::kMillisecond);
 BENCHMARK(fft_conv_eigen)->ArgNames({"L", "H"})->Args({1024, 512})->Args({16384, 256})->Unit(benchmark::kMillisecond);
+BENCHMARK(fft_conv_short_kernel)
+    ->ArgNames({"L", "H", "Lk", "method"})
+    ->ArgsProduct({{4096, 16384}, {256}, {4, 16, 64}, {0, 1, 2}})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(fft_conv_streaming)
+    ->ArgNames({"L", "H", "Lk", "stream"})
+    ->ArgsProduct({{262144}, {16}, {4096, 65536}, {0, 1}})
+    ->Unit(benchmark::kMillisecond);

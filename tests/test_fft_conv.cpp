@@ -73,35 +73,44 @@ conv_data<T> make_data(const conv_case& cc, std::uint32_t seed) {
 }
 
 template <class T, class Arch>
-std::vector<T> run_plan(const conv_case& cc, const conv_data<T>& d, std::size_t* n = nullptr) {
+std::vector<T> run_plan(const conv_case& cc, const conv_data<T>& d, std::size_t* n = nullptr,
+                        ssmkit::fft_conv_method method = ssmkit::fft_conv_method::automatic, bool* direct = nullptr) {
   const std::size_t kc = cc.bidirectional ? 2 * cc.C : cc.C;
   ssmkit::fft_conv_options options;
   options.bidirectional = cc.bidirectional;
+  options.method = method;
   const ssmkit::fft_conv_plan<T, Arch> plan(ssmkit::make_view(d.k, kc, cc.H, cc.Lk), cc.L, options);
   if (n) *n = plan.fft_size();
+  if (direct) *direct = plan.uses_direct();
   std::vector<T> y(cc.B * cc.L * cc.C * cc.H, T(-7));
   plan.forward(ssmkit::make_view(d.u, cc.B, cc.L, cc.H), ssmkit::make_view(y, cc.B, cc.L, cc.C * cc.H),
                cc.with_D ? ssmkit::make_view(d.D, cc.C, cc.H) : ssmkit::tensor_view<const T, 2>{});
   return y;
 }
 
+// The direct path sums taps + 1 products with fmas (taps = Lk, or 2 Lk bidirectional): its error is
+// at most (taps + 1) eps S (Higham 3.1), so its tolerance is the larger of the two bounds.
 template <class T, class Arch>
-void check_against_direct(const conv_case& cc) {
+void check_against_direct(const conv_case& cc, ssmkit::fft_conv_method method = ssmkit::fft_conv_method::automatic) {
   const auto d = make_data<T>(cc, static_cast<std::uint32_t>(cc.L * 31 + cc.H * 7 + cc.Lk));
   std::size_t n = 0;
-  const auto y = run_plan<T, Arch>(cc, d, &n);
+  bool direct = false;
+  const auto y = run_plan<T, Arch>(cc, d, &n, method, &direct);
   long double scale = 0;
   const auto want = direct_conv(cc, d.u, d.k, d.D, scale);
   const double eps = std::numeric_limits<T>::epsilon() / 2;
-  const double tol = 2 * eps * std::log2(static_cast<double>(n)) * static_cast<double>(scale);
+  const double taps = static_cast<double>(cc.bidirectional ? 2 * cc.Lk : cc.Lk);
+  const double tol = std::max(2 * std::log2(static_cast<double>(n)), direct ? taps + 1 : 0.0) * eps *
+                     static_cast<double>(scale);
   double worst = 0;
   for (std::size_t i = 0; i < y.size(); ++i) {
     const double e = std::abs(static_cast<double>(y[i]) - static_cast<double>(want[i]));
     worst = std::isnan(e) ? INFINITY : std::max(worst, e);
   }
   INFO("B " << cc.B << " L " << cc.L << " H " << cc.H << " C " << cc.C << " Lk " << cc.Lk << " bidirectional "
-            << cc.bidirectional << " D " << cc.with_D << " n " << n << ": max error " << worst << ", tolerance "
-            << tol);
+            << cc.bidirectional << " D " << cc.with_D << " n " << n << " direct " << direct << ": max error " << worst
+            << ", tolerance " << tol);
+  if (method != ssmkit::fft_conv_method::automatic) CHECK(direct == (method == ssmkit::fft_conv_method::direct));
   CHECK(worst <= tol);
 }
 
@@ -138,6 +147,63 @@ TEST_CASE("fft_conv equals the direct convolution", "[fft_conv]") {
     check_against_direct<double, ssmkit::default_arch>({2, 4200, 9, 1, 150, false, true});  // n = 4374
     check_against_direct<float, ssmkit::scalar>({1, 4500, 3, 1, 100, false, false});        // n = 4608
   }
+}
+
+TEST_CASE("fft_conv: the direct path equals the FFT path and the reference, causal and bidirectional",
+          "[fft_conv][direct]") {
+  using M = ssmkit::fft_conv_method;
+  SECTION("float, SIMD: L 1 to 1001, Lk 1 to 64, H 1, 17, 32") {
+  for (const std::size_t L : {std::size_t{1}, std::size_t{7}, std::size_t{17}, std::size_t{257}, std::size_t{1001}}) {
+    for (const std::size_t Lk : {std::size_t{1}, std::size_t{2}, std::size_t{5}, std::size_t{32}, std::size_t{64}}) {
+      if (Lk > L) continue;
+      for (const std::size_t H : {std::size_t{1}, std::size_t{17}, std::size_t{32}}) {
+        if (H == 32 && L > 17 && Lk < 32) continue;  // a full lane group twice, at the short lengths
+        for (const bool bidi : {false, true}) {
+          const conv_case cc{2, L, H, bidi ? std::size_t{1} : std::size_t{2}, Lk, bidi, (L + Lk) % 2 == 0};
+          check_against_direct<float, ssmkit::default_arch>(cc, M::direct);
+          check_against_direct<float, ssmkit::default_arch>(cc, M::fft);
+          // direct == FFT, to the sum of the two bounds (both pass the reference above).
+          const auto d = make_data<float>(cc, 77);
+          const auto a = run_plan<float, ssmkit::default_arch>(cc, d, nullptr, M::direct);
+          const auto b = run_plan<float, ssmkit::default_arch>(cc, d, nullptr, M::fft);
+          double worst = 0, peak = 0;
+          for (std::size_t i = 0; i < a.size(); ++i) {
+            worst = std::max(worst, double(std::abs(a[i] - b[i])));
+            peak = std::max(peak, double(std::abs(b[i])));
+          }
+          INFO("L " << L << " Lk " << Lk << " H " << H << " bidirectional " << bidi);
+          CHECK(worst <= 1e-5 * std::max(1.0, double(Lk)) * (1 + peak));
+        }
+      }
+    }
+  }
+  }
+  SECTION("double and the scalar backend") {
+    check_against_direct<double, ssmkit::default_arch>({2, 300, 9, 2, 20, false, true}, M::direct);
+    check_against_direct<double, ssmkit::default_arch>({1, 300, 9, 1, 20, true, true}, M::direct);
+    check_against_direct<float, ssmkit::scalar>({2, 100, 3, 1, 10, true, false}, M::direct);
+    check_against_direct<double, ssmkit::scalar>({1, 100, 5, 2, 33, false, true}, M::direct);
+  }
+}
+
+TEST_CASE("fft_conv: the cost model picks direct for short kernels and FFT for long ones", "[fft_conv][direct]") {
+  std::vector<float> k(256 * 4096, 0.5f);
+  const auto plan_of = [&](std::size_t H, std::size_t Lk, std::size_t L, ssmkit::fft_conv_method m) {
+    ssmkit::fft_conv_options o;
+    o.method = m;
+    return ssmkit::fft_conv_plan<float>(ssmkit::make_view(k.data(), H, Lk), L, o).uses_direct();
+  };
+  using M = ssmkit::fft_conv_method;
+  CHECK(plan_of(256, 4, 4096, M::automatic));
+  CHECK(plan_of(256, 16, 16384, M::automatic));
+  CHECK_FALSE(plan_of(256, 256, 4096, M::automatic));
+  CHECK_FALSE(plan_of(256, 4096, 4096, M::automatic));
+  CHECK_FALSE(plan_of(256, 4, 4096, M::fft));
+  CHECK(plan_of(16, 4096, 4096, M::direct));
+  // The crossover grows with log n: about 50 taps at L = 1024 and 65 at 16384 (docs/fft_conv.md).
+  CHECK(ssmkit::detail::fft_conv_prefers_direct(1024, 40, 1, false, 1080));
+  CHECK_FALSE(ssmkit::detail::fft_conv_prefers_direct(1024, 70, 1, false, 1152));
+  CHECK_FALSE(ssmkit::detail::fft_conv_prefers_direct(1024, 40, 1, true, 1080));  // 80 taps
 }
 
 TEST_CASE("fft_conv: the FFT size is the smallest even 5-smooth size that holds the linear convolution",
@@ -271,7 +337,15 @@ TEST_CASE("fft_conv: NaN propagates to its own channel only", "[fft_conv]") {
   auto d = make_data<T>(cc, 2);
   d.u[(1 * L + 25) * H + 5] = NAN;  // batch 1, t = 25, channel 5
   d.k[17 * Lk + 3] = NAN;           // kernel of channel 17
-  const auto y = run_plan<T, ssmkit::default_arch>(cc, d);
+  const auto y = run_plan<T, ssmkit::default_arch>(cc, d, nullptr, ssmkit::fft_conv_method::fft);
+  // The direct path spreads the NaN of u[b, 25, 5] to t = 25..25+Lk-1 only, exactly.
+  const auto yd = run_plan<T, ssmkit::default_arch>(cc, d, nullptr, ssmkit::fft_conv_method::direct);
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t t = 0; t < L; ++t)
+      for (std::size_t h = 0; h < H; ++h) {
+        INFO("direct: b " << b << " t " << t << " h " << h);
+        CHECK(std::isnan(yd[(b * L + t) * H + h]) == (h == 17 || (b == 1 && h == 5 && t >= 25 && t < 25 + Lk)));
+      }
   for (std::size_t b = 0; b < B; ++b)
     for (std::size_t t = 0; t < L; ++t)
       for (std::size_t h = 0; h < H; ++h) {

@@ -10,10 +10,16 @@
 /// state[b, d, j] = x[b, L-(W-1)+j, d], the layout (B, D, W-1) of mamba's `conv_state`.
 ///
 /// Shapes: B batch, L length, D channels, W kernel width.
-/// Fast path: token-major x and y, (B, L, D) with the channels contiguous (stride 1), vectorised
-/// across channels, token by token, so that x streams through once in order. Any other layout (for
-/// example channel-major (B, D, L) seen through `.transposed(1, 2)`) runs the same maths one channel
-/// at a time. Threads split (batch, chunk of 256 channels) pairs. Scratch: a few KiB of stack.
+/// Two fast paths, both reading x and writing y once, as streams:
+///   - token-major x and y, (B, L, D) with the channels contiguous: SIMD lanes across channels,
+///     row by row through passes of 64 tokens and chunks of 4 KiB of channels; threads split
+///     (batch, block of 256 tokens) tasks;
+///   - time-contiguous x and y (mamba's channel-major (B, D, L), seen as (B, L, D) through
+///     `.transposed(1, 2)`): SIMD lanes along time, one channel at a time with its W weights in
+///     registers (a sliding window); threads split the (batch, channel) pairs.
+/// Any other layout runs the second path with one lane and any strides. The width W is a
+/// template parameter of the kernels (1..8, dispatched once per call). Scratch: at most 68 KiB of
+/// stack (W = 8, double; 36 KiB at W = 4 in float). See docs/conv1d.md for the bandwidth reached.
 ///
 /// Numerics: W fused multiply-adds per output, in the order k = 0..W-1, on both backends; the
 /// backends differ only in SiLU's exp (within 2 ulp), so they agree to a few ulp.
@@ -21,6 +27,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <type_traits>
 
 #include <ssmkit/backend.hpp>
 #include <ssmkit/detail/batch.hpp>
@@ -97,71 +104,157 @@ std::size_t check_conv1d_weights(std::string_view function, std::size_t channels
   return width;
 }
 
-/// Channels per task: the chunk's weights and pre-roll (W + W-1 rows) stay on the stack (up to
-/// 60 KiB for double at W = 8), and its slice of one token's row is a few cache lines.
-inline constexpr std::size_t conv1d_chunk = 256;
+/// Calls f(std::integral_constant<std::size_t, W>{}) for the runtime width W (1..8), so that each
+/// kernel body is compiled with its W taps unrolled and its history in registers.
+template <class F>
+void with_conv1d_width(std::size_t width, F&& f) {
+  switch (width) {
+    case 1: f(std::integral_constant<std::size_t, 1>{}); break;
+    case 2: f(std::integral_constant<std::size_t, 2>{}); break;
+    case 3: f(std::integral_constant<std::size_t, 3>{}); break;
+    case 4: f(std::integral_constant<std::size_t, 4>{}); break;
+    case 5: f(std::integral_constant<std::size_t, 5>{}); break;
+    case 6: f(std::integral_constant<std::size_t, 6>{}); break;
+    case 7: f(std::integral_constant<std::size_t, 7>{}); break;
+    default: f(std::integral_constant<std::size_t, 8>{}); break;
+  }
+}
 
-/// Convolves channels [c0, c0 + n) of batch b, n <= conv1d_chunk, over all L tokens.
+/// bias + Σ_k w[k] x[k] with fused multiply-adds in the order k = 0..W-1, then the activation.
+/// Every path of causal_conv1d evaluates an output this way (causal_conv1d_update uses the same order).
+template <std::size_t W, class B, class Load>
+inline B conv1d_point(B acc, const B* w, Load&& x_at, bool silu) noexcept {
+  for (std::size_t k = 0; k < W; ++k) acc = detail::fma(w[k], x_at(k), acc);
+  return silu ? detail::silu(acc) : acc;
+}
+
+/// Tokens per token-major task: threads split the sequence into contiguous stretches.
+inline constexpr std::size_t conv1d_token_block = 256;
+/// Tokens per pass: a pass re-gathers each chunk's weights (W + 1 values per channel, 1/50 of a
+/// load per output at W = 4), and its rows of x and y (2 x 64 x 4 KiB per chunk) stay in L2.
+inline constexpr std::size_t conv1d_token_pass = 64;
+/// Channels per token-major chunk, 4 KiB of a row: the chunk's W + 1 weight rows and the W input
+/// rows an output row reads (at W = 4 in float, 20 + 16 KiB) are L1 hits, and the newest row is
+/// read as runs of a whole page, which the hardware prefetcher streams.
+template <class T>
+inline constexpr std::size_t conv1d_chunk = std::size_t{4096} / sizeof(T);
+
+/// Token-major x and y (channels contiguous): tokens [t0, t1) of batch b, all channels.
 ///
-/// Token-outer order: each step reads the chunk's slice of W token rows, which the previous steps
-/// have just brought into L1, so x is read from memory once, with one forward stream. (A
-/// channel-outer order that keeps the history in registers walks x with a stride of D elements
-/// per token and misses the TLB on every load.) Inputs before t = 0 come from `pre_roll`, the
-/// initial state (or zeros) laid out like a token row.
-template <class T, class Arch>
-void conv1d_chunk_rows(const tensor_view<const T, 3>& x, const tensor_view<const T, 2>& weight,
-                       const tensor_view<const T, 1>& bias, const tensor_view<T, 3>& y,
-                       const conv1d_options<T>& options, std::size_t b, std::size_t c0, std::size_t n) {
-  constexpr std::size_t lanes = width_v<T, Arch>;
-  const std::size_t width = weight.extent(1), length = x.extent(1), keep = width - 1;
-  alignas(64) T w_rows[conv1d_max_width][conv1d_chunk];
-  alignas(64) T pre_roll[conv1d_max_width][conv1d_chunk];
-  alignas(64) T bias_row[conv1d_chunk];
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t d = c0 + i;
-    for (std::size_t k = 0; k < width; ++k) w_rows[k][i] = weight(d, k);
-    bias_row[i] = bias.empty() ? T(0) : bias(d);
-    for (std::size_t j = 0; j < keep; ++j) {
-      pre_roll[j][i] = options.initial_state.empty() ? T(0) : options.initial_state(b, d, j);
-    }
-  }
-  const std::ptrdiff_t x_step = x.stride(2), y_step = y.stride(2);
-  // One output batch at channel offset i (lanes channels; with Arch = scalar, one channel).
-  const auto output = [&](auto arch_tag, std::size_t i, const T* const* rows, const std::ptrdiff_t* steps, T* out) {
-    using A = decltype(arch_tag);
-    const auto ii = static_cast<std::ptrdiff_t>(i);
-    batch_t<T, A> acc = detail::load<A>(bias_row + i);
-    for (std::size_t k = 0; k < width; ++k) {
-      acc = detail::fma(detail::load<A>(w_rows[k] + i), detail::load<A>(rows[k] + ii * steps[k]), acc);
-    }
-    if (options.silu) acc = detail::silu(acc);
-    detail::store(out + ii * y_step, acc);
-  };
-  const T* rows[conv1d_max_width];
-  std::ptrdiff_t steps[conv1d_max_width];
-  for (std::size_t t = 0; t < length; ++t) {
-    for (std::size_t k = 0; k < width; ++k) {
-      const auto s = static_cast<std::ptrdiff_t>(t + k) - static_cast<std::ptrdiff_t>(keep);
-      rows[k] = s >= 0 ? &x(b, static_cast<std::size_t>(s), c0)
-                       : pre_roll[static_cast<std::size_t>(s + static_cast<std::ptrdiff_t>(keep))];
-      steps[k] = s >= 0 ? x_step : 1;
-    }
-    T* out = &y(b, t, c0);
-    std::size_t i = 0;
-    if constexpr (lanes > 1) {
-      for (; i + lanes <= n; i += lanes) output(Arch{}, i, rows, steps, out);
-    }
-    for (; i < n; ++i) output(scalar{}, i, rows, steps, out);
-  }
-  if (!options.final_state.empty()) {
-    for (std::size_t j = 0; j < keep; ++j) {
-      const auto s = static_cast<std::ptrdiff_t>(length + j) - static_cast<std::ptrdiff_t>(keep);
+/// Passes of conv1d_token_pass tokens; in a pass, chunk by chunk of conv1d_chunk channels, output
+/// row by output row, across channels in SIMD batches. Every load is an L1 hit but the newest
+/// input row's, which is read as a run of 4 KiB that the hardware prefetcher streams. History of
+/// the design (D = 4096, L = 2048, float, this machine): one chunk of 256 channels down all L
+/// tokens read 1 KiB of every 16 KiB row and waited on those loads 66% of the time (3 GB/s);
+/// whole rows per token streamed but reloaded 80 KiB of weights from L2 for every row (6 GB/s);
+/// one channel batch down 16 tokens with the history in registers, with a software prefetch per
+/// line, reached 6-7 GB/s; chunks of 512 to 4096 channels, passes of 16 to 64 tokens, with or
+/// without a software prefetch of the next rows, all measured 7-10 GB/s, within the noise of the
+/// shared machine. The taps must be unrolled (W is a template parameter): a runtime loop over k
+/// chains the fmas through memory. perf still puts a third of the time on the newest row's load.
+template <class T, class Arch, std::size_t W>
+void conv1d_token_major(const tensor_view<const T, 3>& x, const tensor_view<const T, 2>& weight,
+                        const tensor_view<const T, 1>& bias, const tensor_view<T, 3>& y,
+                        const conv1d_options<T>& options, std::size_t b, std::size_t t0, std::size_t t1) {
+  using batch = batch_t<T, Arch>;
+  using one = batch_t<T, scalar>;
+  constexpr std::size_t lanes = width_v<T, Arch>, keep = W - 1;
+  alignas(64) T w_rows[W][conv1d_chunk<T>];
+  alignas(64) T bias_row[conv1d_chunk<T>];
+  alignas(64) T pre_roll[W][conv1d_chunk<T>];  // the initial state as rows, for tokens t < W-1
+  const std::size_t channels = x.extent(2);
+  const auto x_step = x.stride(1);
+  const bool silu = options.silu;
+  for (std::size_t p0 = t0; p0 < t1; p0 += conv1d_token_pass) {
+    const std::size_t p1 = std::min(t1, p0 + conv1d_token_pass);
+    for (std::size_t c0 = 0; c0 < channels; c0 += conv1d_chunk<T>) {
+      const std::size_t n = std::min(conv1d_chunk<T>, channels - c0);
       for (std::size_t i = 0; i < n; ++i) {
-        options.final_state(b, c0 + i, j) =
-            s >= 0 ? x(b, static_cast<std::size_t>(s), c0 + i)
-                   : pre_roll[static_cast<std::size_t>(s + static_cast<std::ptrdiff_t>(keep))][i];
+        for (std::size_t k = 0; k < W; ++k) w_rows[k][i] = weight(c0 + i, k);
+        bias_row[i] = bias.empty() ? T(0) : bias(c0 + i);
+      }
+      if (p0 < keep) {
+        for (std::size_t j = 0; j < keep; ++j) {
+          for (std::size_t i = 0; i < n; ++i) {
+            pre_roll[j][i] = options.initial_state.empty() ? T(0) : options.initial_state(b, c0 + i, j);
+          }
+        }
+      }
+      const T* x0 = &x(b, 0, c0);
+      for (std::size_t t = p0; t < p1; ++t) {
+        const T* rows[W];
+        for (std::size_t k = 0; k < W; ++k) {
+          rows[k] = t + k >= keep ? x0 + static_cast<std::ptrdiff_t>(t + k - keep) * x_step : pre_roll[t + k];
+        }
+        T* out = &y(b, t, c0);
+        std::size_t i = 0;
+        for (; i + lanes <= n; i += lanes) {
+          batch w[W];
+          for (std::size_t k = 0; k < W; ++k) w[k] = detail::load<Arch>(w_rows[k] + i);
+          detail::store(out + i, conv1d_point<W>(detail::load<Arch>(bias_row + i), w,
+                                                 [&](std::size_t k) { return detail::load<Arch>(rows[k] + i); }, silu));
+        }
+        for (; i < n; ++i) {
+          one w[W];
+          for (std::size_t k = 0; k < W; ++k) w[k] = one(w_rows[k][i]);
+          out[i] = conv1d_point<W>(one(bias_row[i]), w, [&](std::size_t k) { return one(rows[k][i]); }, silu).value;
+        }
       }
     }
+  }
+}
+
+/// One channel (b, d) over all L tokens, for time-contiguous layouts (mamba's channel-major
+/// (B, D, L)) with Arch's lanes running along time: W broadcast weights, and each output batch is
+/// W unaligned loads of the same few cache lines (a sliding window that L1 serves), so x streams
+/// through once. With Arch = scalar the same body serves any strides (x_step, y_step) one token at
+/// a time. The first W-1 inputs come from `pre` (the initial state, or zeros); the first and last
+/// partial batches run on a small window copy so that every output takes the same SIMD path.
+template <class T, class Arch, std::size_t W>
+void conv1d_one_channel(const T* x, std::ptrdiff_t x_step, T* y, std::ptrdiff_t y_step, std::size_t length,
+                        const T* w_values, T bias_value, const T* pre, bool silu) {
+  using batch = batch_t<T, Arch>;
+  constexpr std::size_t lanes = width_v<T, Arch>, keep = W - 1;
+  if constexpr (lanes > 1) x_step = 1, y_step = 1;
+  batch w[W];
+  for (std::size_t k = 0; k < W; ++k) w[k] = batch(w_values[k]);
+  const batch bias_b(bias_value);
+  // Window runs: [keep values before, then up to `run` inputs], computed in batches from a copy.
+  constexpr std::size_t head_len = (keep + lanes - 1) / lanes * lanes;
+  constexpr std::size_t window = keep + (head_len > lanes ? head_len : lanes);
+  alignas(64) T win[window];
+  alignas(64) T out[window];
+  const auto from_window = [&](std::size_t t_first, std::size_t count) {
+    // win[j] holds the input at time t_first - keep + j (count outputs, count <= window - keep).
+    for (std::size_t j = 0; j < count; j += lanes) {
+      detail::store(out + j, conv1d_point<W>(
+                                 bias_b, w, [&](std::size_t k) { return detail::load<Arch>(win + j + k); }, silu));
+    }
+    for (std::size_t j = 0; j < count; ++j) y[static_cast<std::ptrdiff_t>(t_first + j) * y_step] = out[j];
+  };
+  // Head: outputs [0, min(L, head_len)) (all of them with lanes == 1: head_len = keep).
+  const std::size_t head = std::min(length, head_len);
+  if (head > 0) {
+    for (std::size_t j = 0; j < window; ++j) {
+      win[j] = j < keep ? pre[j] : (j - keep < length ? x[static_cast<std::ptrdiff_t>(j - keep) * x_step] : T(0));
+    }
+    from_window(0, head);
+  }
+  std::size_t t = head;
+  for (; t + lanes <= length; t += lanes) {
+    const T* xt = x + (static_cast<std::ptrdiff_t>(t) - static_cast<std::ptrdiff_t>(keep)) * x_step;
+    detail::store(y + static_cast<std::ptrdiff_t>(t) * y_step,
+                  conv1d_point<W>(bias_b, w,
+                                  [&](std::size_t k) {
+                                    return detail::load<Arch>(xt + static_cast<std::ptrdiff_t>(k) * x_step);
+                                  },
+                                  silu));
+  }
+  if (t < length) {  // a partial last batch (lanes > 1 only); t >= head_len >= keep
+    for (std::size_t j = 0; j < window; ++j) {
+      win[j] = j < keep + length - t ? x[static_cast<std::ptrdiff_t>(t - keep + j) * x_step] : T(0);
+    }
+    from_window(t, length - t);
   }
 }
 
@@ -173,7 +266,7 @@ void causal_conv1d(const_view<T, 3> x, const_view<T, 2> weight, const_view<T, 1>
   constexpr const char* fn = "causal_conv1d";
   detail::check_data(fn, "x", x);
   detail::check_data(fn, "y", y);
-  const std::size_t batches = x.extent(0), channels = x.extent(2);
+  const std::size_t batches = x.extent(0), length = x.extent(1), channels = x.extent(2);
   const std::size_t width = detail::check_conv1d_weights<T>(fn, channels, weight, bias);
   detail::check_shape(fn, "y", y, x.extents());
   detail::check_no_overlap(fn, "y", y, "x", x);
@@ -189,23 +282,73 @@ void causal_conv1d(const_view<T, 3> x, const_view<T, 2> weight, const_view<T, 1>
     detail::check_no_overlap(fn, "final_state", options.final_state, "y", y);
   }
   if (x.empty() && options.final_state.empty()) return;
+  const std::size_t keep = width - 1;
 
-  // Tasks: (batch, chunk of conv1d_chunk channels). SIMD lanes run across channels when they are
-  // contiguous in x and y; other layouts take the width-1 body for every channel.
-  const std::size_t chunks = (channels + detail::conv1d_chunk - 1) / detail::conv1d_chunk;
-  const bool contiguous = x.stride(2) == 1 && y.stride(2) == 1;
-  parallel_for(
-      std::size_t{0}, batches * chunks,
-      [&](std::size_t task) {
-        const std::size_t b = task / chunks, c0 = (task % chunks) * detail::conv1d_chunk;
-        const std::size_t n = std::min(detail::conv1d_chunk, channels - c0);
-        if (contiguous) {
-          detail::conv1d_chunk_rows<T, Arch>(x, weight, bias, y, options, b, c0, n);
-        } else {
-          detail::conv1d_chunk_rows<T, scalar>(x, weight, bias, y, options, b, c0, n);
+  if (x.stride(2) == 1 && y.stride(2) == 1 && channels > 1) {
+    // Token-major: tasks are (batch, block of tokens), whole rows each.
+    const std::size_t blocks = (length + detail::conv1d_token_block - 1) / detail::conv1d_token_block;
+    detail::with_conv1d_width(width, [&](auto w_tag) {
+      constexpr std::size_t W = decltype(w_tag)::value;
+      parallel_for(
+          std::size_t{0}, batches * blocks,
+          [&](std::size_t task) {
+            const std::size_t b = task / blocks, t0 = (task % blocks) * detail::conv1d_token_block;
+            detail::conv1d_token_major<T, Arch, W>(x, weight, bias, y, options, b, t0,
+                                                   std::min(length, t0 + detail::conv1d_token_block));
+          },
+          options.parallel);
+    });
+    // The final state after all tasks: it may share its buffer with the initial state, which the
+    // first tokens read. In place, entry j takes entry j + L (or x), which is not yet overwritten.
+    if (!options.final_state.empty()) {
+      for (std::size_t b = 0; b < batches; ++b) {
+        for (std::size_t d = 0; d < channels; ++d) {
+          for (std::size_t j = 0; j < keep; ++j) {
+            const std::size_t s = length + j;  // the input at time s - keep
+            options.final_state(b, d, j) = s >= keep ? x(b, s - keep, d)
+                                           : options.initial_state.empty() ? T(0)
+                                                                           : options.initial_state(b, d, s);
+          }
         }
-      },
-      options.parallel);
+      }
+    }
+    return;
+  }
+
+  // Any other layout: tasks are channels (b, d); lanes run along time when it is contiguous.
+  const bool time_contiguous = x.stride(1) == 1 && y.stride(1) == 1;
+  detail::with_conv1d_width(width, [&](auto w_tag) {
+    constexpr std::size_t W = decltype(w_tag)::value;
+    parallel_for(
+        std::size_t{0}, batches * channels,
+        [&](std::size_t task) {
+          const std::size_t b = task / channels, d = task % channels;
+          T w_values[W];
+          T pre[W];
+          for (std::size_t k = 0; k < W; ++k) w_values[k] = weight(d, k);
+          for (std::size_t j = 0; j < keep; ++j) {
+            pre[j] = options.initial_state.empty() ? T(0) : options.initial_state(b, d, j);
+          }
+          const T bias_value = bias.empty() ? T(0) : bias(d);
+          if (length > 0) {
+            const T* xp = &x(b, 0, d);
+            T* yp = &y(b, 0, d);
+            if (time_contiguous) {
+              detail::conv1d_one_channel<T, Arch, W>(xp, 1, yp, 1, length, w_values, bias_value, pre, options.silu);
+            } else {
+              detail::conv1d_one_channel<T, scalar, W>(xp, x.stride(1), yp, y.stride(1), length, w_values, bias_value,
+                                                       pre, options.silu);
+            }
+          }
+          if (!options.final_state.empty()) {
+            for (std::size_t j = 0; j < keep; ++j) {
+              const std::size_t s = length + j;
+              options.final_state(b, d, j) = s >= keep ? x(b, s - keep, d) : pre[s];
+            }
+          }
+        },
+        options.parallel);
+  });
 }
 
 template <class T, class Arch>

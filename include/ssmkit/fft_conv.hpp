@@ -22,6 +22,11 @@
 /// one real FFT of u (a complex FFT of n/2 plus the fix-up), and per kernel channel one pointwise
 /// product fused with the inverse fix-up and one inverse FFT. The kernel spectrum, pre-scaled by
 /// 1/n, lives in the plan. (batch, group) pairs are split over parallel_for.
+///
+/// Short kernels run directly instead (fft_conv_options::method; by default the cheaper path by
+/// the measured cost model detail::fft_conv_prefers_direct, about Lk <= 50..65 for L = 1024..16384):
+/// Lk (2 Lk bidirectional) fmas per output, channels in SIMD lanes, 4 outputs at a time.
+/// For inputs longer than one FFT, or arriving in chunks, see fft_conv_stream.hpp.
 
 #include <algorithm>
 #include <array>
@@ -41,10 +46,22 @@
 
 namespace ssmkit {
 
+/// How fft_conv_plan computes the convolution.
+enum class fft_conv_method {
+  /// The cheaper of the two by the measured cost model (detail::fft_conv_prefers_direct).
+  automatic,
+  /// Always by FFT.
+  fft,
+  /// Always directly, Lk (or 2 Lk) multiply-adds per output: exact order of summation, cost O(L Lk).
+  direct,
+};
+
 /// Options of fft_conv_plan and fft_conv.
 struct fft_conv_options {
   /// Bidirectional (S4's `bidirectional=True`): k holds 2*C kernels, the causal ones first.
   bool bidirectional = false;
+  /// FFT or direct convolution; `automatic` picks by the cost model.
+  fft_conv_method method = fft_conv_method::automatic;
 };
 
 namespace detail {
@@ -66,6 +83,27 @@ class aligned_buffer {
  private:
   std::vector<T, xsimd::aligned_allocator<T, 64>> storage_;
 };
+
+/// The cost model that fft_conv_method::automatic uses, per (batch, lane group) and call, in
+/// nanoseconds of this machine kind (AVX-512, float32, one thread; measured and fitted in
+/// docs/fft_conv.md, "Direct or FFT"):
+///   FFT:    fft_ns_per_nlogn * n log2(n) * (1 + C)   (one forward, C inverse transforms)
+///   direct: direct_ns_per_tap * L * taps * C,        taps = Lk (causal) or 2 Lk (bidirectional).
+/// The gather of u and the scatter of y cost both paths the same and cancel. Only the ratio of the
+/// constants matters; double precision halves the lanes of both paths alike. The crossover is
+/// taps ~ 4.4 n log2(n) / L: about 50 at L = 1024, 56 at 4096, 65 at 16384 (measured: 64, 64, 48).
+inline constexpr double fft_ns_per_nlogn = 1.1;
+inline constexpr double direct_ns_per_tap = 0.5;
+
+/// True when the direct convolution is predicted to be faster than the FFT of size n.
+inline bool fft_conv_prefers_direct(std::size_t L, std::size_t Lk, std::size_t C, bool bidirectional,
+                                    std::size_t n) noexcept {
+  const double taps = static_cast<double>(bidirectional ? 2 * Lk : Lk);
+  const double nn = static_cast<double>(n), channels = static_cast<double>(C);
+  const double fft = fft_ns_per_nlogn * nn * std::log2(nn) * (1 + channels);
+  const double direct = direct_ns_per_tap * static_cast<double>(L) * taps * channels;
+  return direct < fft;
+}
 
 }  // namespace detail
 
@@ -140,6 +178,18 @@ class fft_conv_plan {
     const std::size_t need = options.bidirectional ? L + Lk_ : L + Lk_ - 1;
     n_ = 2 * next_fast_len((need + 1) / 2);
     M_ = n_ / 2;
+    direct_ = options.method == fft_conv_method::direct ||
+              (options.method == fft_conv_method::automatic &&
+               detail::fft_conv_prefers_direct(L, Lk_, C_, options.bidirectional, n_));
+    if (direct_) {
+      // The kernels, per lane group and tap, one channel per lane: taps_[((c' G + g) Lk + s) lanes + l].
+      const std::size_t kernels = options.bidirectional ? 2 * C_ : C_;
+      taps_.reserve(kernels * groups_ * Lk_ * lanes);
+      for (std::size_t c = 0; c < kernels; ++c)
+        for (std::size_t h = 0; h < H_; ++h)
+          for (std::size_t s = 0; s < Lk_; ++s) taps_.data()[((c * groups_ + h / lanes) * Lk_ + s) * lanes + h % lanes] = k(c, h, s);
+      return;
+    }
     fft_ = detail::four_step_rfft<T>(n_, split_above);
 
     // The kernel spectra, packed and in the transform's order, scaled by 1/n.
@@ -180,6 +230,8 @@ class fft_conv_plan {
   std::size_t kernel_length() const noexcept { return Lk_; }
   std::size_t fft_size() const noexcept { return n_; }
   bool bidirectional() const noexcept { return options_.bidirectional; }
+  /// True when forward computes the convolution directly (options.method, or the cost model).
+  bool uses_direct() const noexcept { return direct_; }
 
   /// The workspace one forward call needs with `threads` threads, in elements of T.
   std::size_t workspace_size(int threads = 1) const noexcept {
@@ -220,7 +272,13 @@ class fft_conv_plan {
       T* scratch = base + static_cast<std::size_t>(t) * per_thread();
       const std::size_t lo = tasks * static_cast<std::size_t>(t) / static_cast<std::size_t>(threads);
       const std::size_t hi = tasks * static_cast<std::size_t>(t + 1) / static_cast<std::size_t>(threads);
-      for (std::size_t task = lo; task < hi; ++task) run_task(task / groups_, task % groups_, u, y, D, has_D, scratch);
+      for (std::size_t task = lo; task < hi; ++task) {
+        if (direct_) {
+          run_direct(task / groups_, task % groups_, u, y, D, has_D, scratch);
+        } else {
+          run_task(task / groups_, task % groups_, u, y, D, has_D, scratch);
+        }
+      }
     }, thread_options);
   }
 
@@ -237,7 +295,73 @@ class fft_conv_plan {
   }
 
   std::size_t per_thread() const noexcept {
+    if (direct_) return (L_ + 2 * Lk_ + direct_block) * lanes;
     return ((C_ > 1 ? 4 : 2) * M_ + 4 * fft_.small_size()) * lanes;
+  }
+
+  /// Outputs computed together by the direct path: each tap's kernel batch is loaded once for
+  /// them, and their fma chains are independent (an fma's latency is 4 cycles).
+  static constexpr std::size_t direct_block = 4;
+
+  /// The direct path for one (batch, lane group): u gathered into lanes with Lk zeros before t = 0
+  /// and Lk + direct_block after t = L - 1, so that no tap needs a bounds test; then per kernel
+  /// channel and block of outputs, one fma per tap and output, in the order s = 0..Lk-1 (then the
+  /// anticausal taps m = 1..Lk), starting from D u.
+  void run_direct(std::size_t b, std::size_t g, const_view<T, 3> u, tensor_view<T, 3> y, const_view<T, 2> D,
+                  bool has_D, T* scratch) const {
+    using V = detail::batch_t<T, Arch>;
+    const std::size_t h0 = g * lanes, active = std::min(lanes, H_ - h0);
+    const std::size_t total = L_ + 2 * Lk_ + direct_block;
+    T* ul = scratch;  // ul[(Lk + t) * lanes + l] = u[b, t, h0 + l]
+    std::fill(ul, ul + Lk_ * lanes, T(0));
+    std::fill(ul + (Lk_ + L_) * lanes, ul + total * lanes, T(0));
+    const T* ub = u.data() + static_cast<std::ptrdiff_t>(b) * u.stride(0) + static_cast<std::ptrdiff_t>(h0) * u.stride(2);
+    const std::ptrdiff_t ut = u.stride(1), uh = u.stride(2);
+    for (std::size_t t = 0; t < L_; ++t) {
+      T* dst = ul + (Lk_ + t) * lanes;
+      const T* src = ub + static_cast<std::ptrdiff_t>(t) * ut;
+      if (uh == 1 && active == lanes) {
+        detail::store(dst, detail::load<Arch>(src));
+      } else {
+        for (std::size_t l = 0; l < lanes; ++l) dst[l] = l < active ? src[static_cast<std::ptrdiff_t>(l) * uh] : T(0);
+      }
+    }
+    const std::ptrdiff_t yt = y.stride(1), yh = y.stride(2);
+    for (std::size_t c = 0; c < C_; ++c) {
+      alignas(64) T dl[lanes] = {};
+      for (std::size_t l = 0; l < active && has_D; ++l) dl[l] = D(c, h0 + l);
+      const V dv = detail::load<Arch>(dl);
+      const T* kc = taps_.data() + (c * groups_ + g) * Lk_ * lanes;
+      const T* ka = taps_.data() + ((C_ + c) * groups_ + g) * Lk_ * lanes;
+      T* yb = y.data() + static_cast<std::ptrdiff_t>(b) * y.stride(0) + static_cast<std::ptrdiff_t>(c * H_ + h0) * yh;
+      for (std::size_t t = 0; t < L_; t += direct_block) {
+        const T* now = ul + (Lk_ + t) * lanes;  // input at time t
+        V acc[direct_block];
+        for (std::size_t j = 0; j < direct_block; ++j) acc[j] = dv * detail::load<Arch>(now + j * lanes);
+        for (std::size_t s = 0; s < Lk_; ++s) {
+          const V kv = detail::load<Arch>(kc + s * lanes);
+          const T* back = now - static_cast<std::ptrdiff_t>(s * lanes);
+          for (std::size_t j = 0; j < direct_block; ++j) acc[j] = detail::fma(kv, detail::load<Arch>(back + j * lanes), acc[j]);
+        }
+        if (options_.bidirectional) {
+          for (std::size_t m = 1; m <= Lk_; ++m) {
+            const V kv = detail::load<Arch>(ka + (m - 1) * lanes);
+            const T* ahead = now + m * lanes;
+            for (std::size_t j = 0; j < direct_block; ++j) acc[j] = detail::fma(kv, detail::load<Arch>(ahead + j * lanes), acc[j]);
+          }
+        }
+        for (std::size_t j = 0; j < direct_block && t + j < L_; ++j) {
+          T* dst = yb + static_cast<std::ptrdiff_t>(t + j) * yt;
+          if (yh == 1 && active == lanes) {
+            detail::store(dst, acc[j]);
+          } else {
+            alignas(64) T out[lanes];
+            detail::store(out, acc[j]);
+            for (std::size_t l = 0; l < active; ++l) dst[static_cast<std::ptrdiff_t>(l) * yh] = out[l];
+          }
+        }
+      }
+    }
   }
   T* spectrum_re(std::size_t c, std::size_t g) const noexcept {
     return const_cast<T*>(spectrum_.data()) + 2 * (c * groups_ + g) * M_ * lanes;
@@ -344,8 +468,10 @@ class fft_conv_plan {
   const char* function_ = "fft_conv_plan";
   fft_conv_options options_;
   std::size_t L_ = 0, C_ = 0, H_ = 0, Lk_ = 0, groups_ = 0, n_ = 0, M_ = 0;
+  bool direct_ = false;
   detail::four_step_rfft<T> fft_;
   detail::aligned_buffer<T> spectrum_;
+  detail::aligned_buffer<T> taps_;
 };
 
 /**

@@ -10,12 +10,15 @@
 #include <ssmkit/error.hpp>
 #include <ssmkit/fft.hpp>
 #include <ssmkit/fft_conv.hpp>
+#include <ssmkit/fft_conv_stream.hpp>
 #include <ssmkit/golden_case.hpp>
 #include <ssmkit/hippo.hpp>
 #include <ssmkit/long_conv.hpp>
 #include <ssmkit/mamba.hpp>
 #include <ssmkit/mamba2.hpp>
 #include <ssmkit/parallel.hpp>
+#include <ssmkit/s4_dplr.hpp>
+#include <ssmkit/s4_ptd.hpp>
 #include <ssmkit/s4d.hpp>
 #include <ssmkit/s4d_init.hpp>
 #include <ssmkit/s4d_layer.hpp>
