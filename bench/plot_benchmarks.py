@@ -75,7 +75,8 @@ def plot_throughput(rows, out_dir):
             for L, ceiling in points:  # one ceiling per L: the ssmkit row's
                 best[L] = max(best.get(L, 0.0), ceiling)
             xs = sorted(best)
-            ax.plot(xs, [best[x] for x in xs], linestyle="--", color="grey", label=f"machine limit, {threads} thread(s)")
+            ax.plot(xs, [best[x] for x in xs], linestyle="--" if threads == "1" else ":", color="grey",
+                    label=f"machine limit, {threads} thread(s)")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("sequence length L")
