@@ -220,6 +220,23 @@ TEST_CASE("S4D initialisations: closed forms, legs from nplr, options", "[s4d_in
   CHECK(log_dt.minCoeff() >= std::log(1e-3));
 }
 
+TEST_CASE("Mamba's dt bias: softplus of the bias is dt, in [dt_min, dt_max], floored", "[s4d_init]") {
+  const auto bias = ssmkit::s4d::init_dt_bias(64, {1e-3, 1e-1, true, 5});
+  const auto log_dt = ssmkit::s4d::init_log_dt(64, 1, {1e-3, 1e-1, true, 5});
+  for (Eigen::Index h = 0; h < 64; ++h) {
+    const double dt = std::log1p(std::exp(bias(h)));  // softplus
+    CHECK(dt == ssm_test::Approx(std::exp(log_dt(h, 0))).epsilon(1e-13));
+    CHECK(dt >= 1e-3 * (1 - 1e-12));
+    CHECK(dt <= 1e-1 * (1 + 1e-12));
+  }
+  // Small dt: the expm1 form keeps relative accuracy where log(exp(dt) - 1) would not.
+  CHECK(std::log1p(std::exp(ssmkit::s4d::inverse_softplus(1e-9))) == ssm_test::Approx(1e-9).epsilon(1e-12));
+  // The floor: dt below it becomes the floor.
+  const auto floored = ssmkit::s4d::init_dt_bias(8, {1e-6, 2e-6, true, 1}, 1e-4);
+  for (Eigen::Index h = 0; h < 8; ++h) CHECK(std::log1p(std::exp(floored(h))) == ssm_test::Approx(1e-4).epsilon(1e-12));
+  CHECK(error_of([] { ssmkit::s4d::init_dt_bias(2, {}, 0.0); }) == "s4d::init_dt_bias: floor must be > 0, got 0");
+}
+
 TEST_CASE("S4D initialisation errors", "[s4d_init][errors]") {
   ssmkit::s4d::diag_init_options o;
   o.B = ssmkit::s4d::b_init::alternating;

@@ -237,4 +237,24 @@ inline Eigen::MatrixXd init_log_dt(Eigen::Index H, Eigen::Index N2, const dt_ini
   return log_dt;
 }
 
+/// Mamba's dt as a delta bias: softplus^-1(dt) = dt + log(-expm1(-dt)) (exactly log(e^dt - 1), in
+/// a form that keeps its accuracy for small dt), so that softplus(bias) = dt.
+inline double inverse_softplus(double dt) { return dt + std::log(-std::expm1(-dt)); }
+
+/**
+ * Mamba's dt initialisation (mamba_simple.py, mamba2.py): dt = exp(log_dt) with log_dt from
+ * init_log_dt (one per channel, `options.tied` ignored), clamped to >= floor, and returned in the
+ * bias form inverse_softplus(dt), shape (H). softplus(bias) recovers dt to within a few ulp.
+ * \throws ssmkit::error as init_log_dt, and unless floor > 0.
+ */
+inline Eigen::VectorXd init_dt_bias(Eigen::Index H, const dt_init_options& options = {}, double floor = 1e-4) {
+  ssmkit::detail::require(floor > 0, "s4d::init_dt_bias", "floor must be > 0, got ", floor);
+  dt_init_options tied = options;
+  tied.tied = true;
+  const Eigen::MatrixXd log_dt = init_log_dt(H, 1, tied);
+  Eigen::VectorXd bias(H);
+  for (Eigen::Index h = 0; h < H; ++h) bias(h) = inverse_softplus(std::max(std::exp(log_dt(h, 0)), floor));
+  return bias;
+}
+
 }  // namespace ssmkit::s4d
