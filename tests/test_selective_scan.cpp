@@ -305,8 +305,10 @@ TEST_CASE("the fast exp option stays within 3e-7 of max |out| against a double r
     const double accurate = ssm_test::max_rel_error(out, ref_out), fast = ssm_test::max_rel_error(fast_out, ref_out);
     INFO("L " << length << ": error of max |out|, accurate exp " << accurate << ", fast exp " << fast
                 << ", fast vs accurate " << ssm_test::max_rel_error(fast_out, std::vector<double>(out.begin(), out.end())));
-    CHECK(fast <= 3e-7);
-    CHECK(ssm_test::max_rel_error(fast_last, ref_last) <= 3e-7);
+    CHECK(fast <= 3e-7);  // the issue's bound is on the output
+    // The final state under the scan's general bound (on AVX2 the accurate exp's state error alone
+    // is 3.1e-7 at L 16384).
+    CHECK(ssm_test::max_rel_error(fast_last, ref_last) <= scan_tolerance<float>(length, s.nstate));
     // The option is off by default and changes nothing where fast_exp2 has no implementation.
     if (!ssmkit::detail::has_fast_exp2_v<float, ssmkit::default_arch>) CHECK(fast_out == out);
   }
