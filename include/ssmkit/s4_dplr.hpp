@@ -27,6 +27,7 @@
 
 #include <ssmkit/detail/s4_cauchy.hpp>
 #include <ssmkit/discretize.hpp>
+#include <ssmkit/s4d.hpp>
 #include <ssmkit/error.hpp>
 #include <ssmkit/parallel.hpp>
 #include <ssmkit/view.hpp>
@@ -159,13 +160,8 @@ void s4_dplr_kernel(const_view<T, 2> dt, const_view<std::complex<T>, 2> Lambda, 
   constexpr const char* fn = "s4_dplr_kernel";
   const std::size_t rank = detail::check_dplr_params<T>(fn, dt, Lambda, P, B);
   const std::size_t H = Lambda.extent(0), N2 = Lambda.extent(1);
-  const std::size_t channels = C.extent(0), L = K.extent(2);
-  detail::require(channels >= 1, fn, "C must have at least one channel, got shape ", detail::format_shape(C.extents()));
-  detail::check_shape(fn, "C", C, {channels, H, N2});
-  detail::require(L >= 1, fn, "L must be >= 1, got K of shape ", detail::format_shape(K.extents()));
-  detail::check_shape(fn, "K", K, {channels, H, L});
-  detail::check_data(fn, "C", C);
-  detail::check_data(fn, "K", K);
+  const auto [channels_checked, length_checked] = detail::check_kernel_c_and_k<T>(fn, C, K, H, N2);
+  const std::size_t channels = channels_checked, L = length_checked;  // plain variables: lambdas capture them
   detail::check_no_overlap(fn, "K", K, "dt", dt);
   detail::check_no_overlap(fn, "K", K, "Lambda", Lambda);
   detail::check_no_overlap(fn, "K", K, "P", P);

@@ -16,6 +16,7 @@
 #include <complex>
 #include <cstddef>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <ssmkit/backend.hpp>
@@ -65,6 +66,21 @@ bool check_s4d_params(const char* fn, tensor_view<const T, 2> dt, tensor_view<co
   return tied;
 }
 
+/// The checks of C (channels, H, N2) and of the kernel output K (channels, H, L) that every kernel
+/// generator shares (s4d_kernel, s4_dplr_kernel); returns (channels, L).
+template <class T>
+std::pair<std::size_t, std::size_t> check_kernel_c_and_k(const char* fn, const tensor_view<const std::complex<T>, 3>& C,
+                                                         const tensor_view<T, 3>& K, std::size_t H, std::size_t N2) {
+  const std::size_t channels = C.extent(0), L = K.extent(2);
+  require(channels >= 1, fn, "C must have at least one channel, got shape ", format_shape(C.extents()));
+  check_shape(fn, "C", C, {channels, H, N2});
+  require(L >= 1, fn, "L must be >= 1, got K of shape ", format_shape(K.extents()));
+  check_shape(fn, "K", K, {channels, H, L});
+  check_data(fn, "C", C);
+  check_data(fn, "K", K);
+  return {channels, L};
+}
+
 }  // namespace detail
 
 /**
@@ -94,13 +110,8 @@ void s4d_kernel(const_view<T, 2> dt, const_view<std::complex<T>, 2> A, const_vie
   constexpr const char* fn = "s4d_kernel";
   const bool tied = detail::check_s4d_params<T>(fn, dt, A, B);
   const std::size_t H = A.extent(0), N2 = A.extent(1);
-  const std::size_t channels = C.extent(0), L = K.extent(2);
-  detail::require(channels >= 1, fn, "C must have at least one channel, got shape ", detail::format_shape(C.extents()));
-  detail::check_shape(fn, "C", C, {channels, H, N2});
-  detail::require(L >= 1, fn, "L must be >= 1, got K of shape ", detail::format_shape(K.extents()));
-  detail::check_shape(fn, "K", K, {channels, H, L});
-  detail::check_data(fn, "C", C);
-  detail::check_data(fn, "K", K);
+  const auto [channels_checked, length_checked] = detail::check_kernel_c_and_k<T>(fn, C, K, H, N2);
+  const std::size_t channels = channels_checked, L = length_checked;  // plain variables: lambdas capture them
   detail::check_no_overlap(fn, "K", K, "dt", dt);
   detail::check_no_overlap(fn, "K", K, "A", A);
   detail::check_no_overlap(fn, "K", K, "B", B);
