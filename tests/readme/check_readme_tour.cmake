@@ -1,0 +1,63 @@
+# Checks that every ```cpp block of the README's "API tour" section is quoted verbatim from the
+# examples that ctest compiles and runs (examples/quickstart.cpp, examples/api_tour.cpp), so the
+# README's code cannot drift from code that builds. Leading and trailing blanks of each line are
+# ignored (snippets are indented inside functions in the sources).
+#   cmake -DSOURCE_DIR=<repo> -P check_readme_tour.cmake
+cmake_minimum_required(VERSION 3.20)
+
+function(normalise text out)
+  string(REGEX REPLACE "\n[ \t]+" "\n" text "\n${text}")
+  string(REGEX REPLACE "[ \t]+\n" "\n" text "${text}")
+  set(${out} "${text}" PARENT_SCOPE)
+endfunction()
+
+file(READ "${SOURCE_DIR}/README.md" readme)
+string(FIND "${readme}" "\n## API tour\n" begin)
+if(begin EQUAL -1)
+  message(FATAL_ERROR "README.md has no '## API tour' section")
+endif()
+string(SUBSTRING "${readme}" ${begin} -1 section)
+string(SUBSTRING "${section}" 1 -1 rest)
+string(FIND "${rest}" "\n## " end)
+if(NOT end EQUAL -1)
+  string(SUBSTRING "${rest}" 0 ${end} section)
+endif()
+
+set(sources "")
+foreach(example IN ITEMS quickstart.cpp api_tour.cpp)
+  file(READ "${SOURCE_DIR}/examples/${example}" text)
+  string(APPEND sources "${text}\n")
+endforeach()
+normalise("${sources}" sources)
+
+set(blocks 0)
+set(failed 0)
+while(TRUE)
+  string(FIND "${section}" "```cpp\n" open)
+  if(open EQUAL -1)
+    break()
+  endif()
+  math(EXPR first "${open} + 7")
+  string(SUBSTRING "${section}" ${first} -1 section)
+  string(FIND "${section}" "```" close)
+  if(close EQUAL -1)
+    message(FATAL_ERROR "README.md: an unterminated ```cpp block in the API tour")
+  endif()
+  string(SUBSTRING "${section}" 0 ${close} block)
+  string(SUBSTRING "${section}" ${close} -1 section)
+  math(EXPR blocks "${blocks} + 1")
+  normalise("${block}" block)
+  string(FIND "${sources}" "${block}" found)
+  if(found EQUAL -1)
+    math(EXPR failed "${failed} + 1")
+    message(SEND_ERROR "README.md API tour, block ${blocks}: not found verbatim in examples/quickstart.cpp or "
+                       "examples/api_tour.cpp:\n${block}")
+  endif()
+endwhile()
+# Twelve families at least: a README that lost its snippets fails too.
+if(blocks LESS 12)
+  message(FATAL_ERROR "README.md API tour: ${blocks} C++ blocks, expected at least 12")
+endif()
+if(failed EQUAL 0)
+  message(STATUS "README API tour: ${blocks} C++ blocks, each quoted verbatim from compiled examples")
+endif()
