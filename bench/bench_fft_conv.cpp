@@ -17,6 +17,7 @@
 
 #include <unsupported/Eigen/FFT>
 
+#include <ssmkit/fft.hpp>
 #include <ssmkit/fft_conv.hpp>
 #include <ssmkit/fft_conv_stream.hpp>
 
@@ -185,6 +186,52 @@ void fft_conv_streaming(benchmark::State& state) {
   }
 }
 
+// The bare real FFT (fft.hpp): H signals of size n, each one r2c forward and one c2r backward
+// through rfft_plan's view interface (one signal per call, vectorised within the transform),
+// against FFTW's plan_many r2c/c2r over the same H signals (peers/fftw_conv.cpp), and against
+// Eigen's FFT. items/s = real samples transformed both ways (n H per iteration); the limit is the
+// FMA peak at the usual 2 x 2.5 n log2 n flop per pair and signal.
+void fft_conv_rfft_pair(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0)), H = static_cast<std::size_t>(state.range(1));
+  const ssmkit::rfft_plan<float> plan(n);
+  auto x = ssm_bench::uniform<float>(n * H, -1, 1, 5);
+  std::vector<std::complex<float>> X(plan.spectrum_size());
+  std::vector<float> scratch(plan.scratch_size());
+  for (auto _ : state) {
+    for (std::size_t h = 0; h < H; ++h) {
+      const auto row = ssmkit::make_view(x.data() + h * n, n);
+      plan.forward(row, ssmkit::make_view(X, X.size()), ssmkit::make_view(scratch, scratch.size()));
+      plan.backward(ssmkit::make_view(X, X.size()), row, ssmkit::make_view(scratch, scratch.size()));
+    }
+    benchmark::DoNotOptimize(x.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(n * H), 2.0 * double(n * H) * sizeof(float));
+  ssm_bench::describe(state, "rfft pair n=" + std::to_string(n) + " H=" + std::to_string(H), "ssmkit", "fma",
+                      2 * 2.5 * double(n) * std::log2(double(n)) * double(H));
+}
+
+void fft_conv_rfft_pair_eigen(benchmark::State& state) {
+  const auto n = static_cast<std::size_t>(state.range(0)), H = static_cast<std::size_t>(state.range(1));
+  Eigen::FFT<float> fft;
+  auto x = ssm_bench::uniform<float>(n * H, -1, 1, 5);
+  std::vector<float> row(n);
+  std::vector<std::complex<float>> X(n);
+  for (auto _ : state) {
+    for (std::size_t h = 0; h < H; ++h) {
+      std::copy(x.begin() + std::ptrdiff_t(h * n), x.begin() + std::ptrdiff_t((h + 1) * n), row.begin());
+      fft.fwd(X, row);
+      fft.inv(row, X);
+      std::copy(row.begin(), row.end(), x.begin() + std::ptrdiff_t(h * n));
+    }
+    benchmark::DoNotOptimize(x.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(n * H), 2.0 * double(n * H) * sizeof(float));
+  ssm_bench::describe(state, "rfft pair n=" + std::to_string(n) + " H=" + std::to_string(H), "eigen-fft", "fma",
+                      2 * 2.5 * double(n) * std::log2(double(n)) * double(H));
+}
+
 void shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"L", "H", "threads"});
   for (const auto& lh : {std::pair<int, int>{1024, 512}, {4096, 512}, {16384, 256}, {65536, 128}, {10000, 256}}) {
@@ -203,6 +250,8 @@ BENCHMARK_TEMPLATE(fft_conv_causal, ssmkit::scalar)
     ->Args({1024, 512, 1})
     ->Args({16384, 256, 1})
     ->Unit(benchmark::kMillisecond);
+BENCHMARK(fft_conv_rfft_pair)->ArgNames({"n", "H"})->Args({4096, 64})->Args({32768, 64})->Unit(benchmark::kMillisecond);
+BENCHMARK(fft_conv_rfft_pair_eigen)->ArgNames({"n", "H"})->Args({4096, 64})->Args({32768, 64})->Unit(benchmark::kMillisecond);
 BENCHMARK(fft_conv_direct)->ArgNames({"L", "H"})->Args({1024, 512})->Unit(benchmark::kMillisecond);
 BENCHMARK(fft_conv_eigen)->ArgNames({"L", "H"})->Args({1024, 512})->Args({16384, 256})->Unit(benchmark::kMillisecond);
 BENCHMARK(fft_conv_short_kernel)

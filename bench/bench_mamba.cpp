@@ -41,6 +41,28 @@ void mamba_mixer_forward(benchmark::State& state) {
                       flops_per_token(c) * double(L), threads);
 }
 
+// The other implementation of the same forward: the prompt token by token through step (what an
+// engine without a parallel prefill does), from a fresh state each iteration.
+void mamba_mixer_forward_by_steps(benchmark::State& state) {
+  const auto c = mixer_config();
+  const auto L = static_cast<std::size_t>(state.range(0));
+  const auto mixer = ssmkit::mamba_mixer<float>::random(c);
+  auto x = ssm_bench::uniform<float>(L * c.d_model, -1, 1);
+  std::vector<float> out(x.size());
+  for (auto _ : state) {
+    auto s = mixer.make_state(1);
+    for (std::size_t t = 0; t < L; ++t) {
+      mixer.step(ssmkit::make_view(x.data() + t * c.d_model, 1, c.d_model),
+                 ssmkit::make_view(out.data() + t * c.d_model, 1, c.d_model), s, {1});
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(L), 2.0 * double(x.size()) * sizeof(float));
+  ssm_bench::describe(state, "mamba mixer forward d_model=768 L=" + std::to_string(L), "ssmkit-step", "fma",
+                      flops_per_token(c) * double(L));
+}
+
 void mamba_mixer_step(benchmark::State& state) {
   const auto c = mixer_config();
   const auto mixer = ssmkit::mamba_mixer<float>::random(c);
@@ -58,6 +80,7 @@ void mamba_mixer_step(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(mamba_mixer_forward)->ArgNames({"L", "threads"})->Args({128, 1})->Args({2048, 1})->Args({2048, 2})->UseRealTime();
+BENCHMARK(mamba_mixer_forward_by_steps)->ArgNames({"L"})->Arg(128)->UseRealTime();
 BENCHMARK(mamba_mixer_step);
 
 namespace {
@@ -91,6 +114,29 @@ void mamba_mixer2_forward(benchmark::State& state) {
                       (gemm_flops + scan_flops) * double(L), threads);
 }
 
+// The same forward token by token through step, as for Mamba-1.
+void mamba_mixer2_forward_by_steps(benchmark::State& state) {
+  const auto c = mamba2_config();
+  const auto L = static_cast<std::size_t>(state.range(0));
+  const auto mixer = ssmkit::mamba2_mixer<float>::random(c);
+  auto u = ssm_bench::uniform<float>(L * c.d_model, -1, 1);
+  std::vector<float> out(u.size());
+  for (auto _ : state) {
+    auto s = mixer.make_state(1);
+    for (std::size_t t = 0; t < L; ++t) {
+      mixer.step(ssmkit::make_view(u.data() + t * c.d_model, 1, c.d_model),
+                 ssmkit::make_view(out.data() + t * c.d_model, 1, c.d_model), s, {1});
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  const double gemm_flops = 2.0 * double(c.d_model) * double(c.d_in_proj() + c.d_inner());
+  const double scan_flops = 6.0 * double(c.d_inner() * c.d_state);
+  ssm_bench::set_throughput(state, double(L), 2.0 * double(u.size()) * sizeof(float));
+  ssm_bench::describe(state, "mamba2 mixer forward d_model=768 L=" + std::to_string(L), "ssmkit-step", "fma",
+                      (gemm_flops + scan_flops) * double(L));
+}
+
 void mamba_mixer2_step(benchmark::State& state) {
   const auto c = mamba2_config();
   const auto mixer = ssmkit::mamba2_mixer<float>::random(c);
@@ -107,5 +153,6 @@ void mamba_mixer2_step(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(mamba_mixer2_forward)->ArgNames({"L", "threads"})->Args({2048, 1})->Args({2048, 2})->UseRealTime();
+BENCHMARK(mamba_mixer2_forward)->ArgNames({"L", "threads"})->Args({128, 1})->Args({2048, 1})->Args({2048, 2})->UseRealTime();
+BENCHMARK(mamba_mixer2_forward_by_steps)->ArgNames({"L"})->Arg(128)->UseRealTime();
 BENCHMARK(mamba_mixer2_step);

@@ -112,6 +112,40 @@ void s4d_dplr_kernel(benchmark::State& state) {
                       "ssmkit", "fma", 56 * hnk);
 }
 
+// The naive peer of s4d_dplr_kernel with C given: the reference's dense path, in double (Eigen),
+// per channel the bilinear dA and dB of the conjugate-expanded N x N system (discretize_dplr_bilinear,
+// O(N^3)) and the Krylov kernel K_l = Re C^T dA^l dB by L matrix-vector products (dense_kernel,
+// O(L N^2)). The same operation and the same items as s4d_dplr_kernel.
+void s4d_dplr_kernel_dense(benchmark::State& state) {
+  const auto H = static_cast<std::size_t>(state.range(0)), N2 = static_cast<std::size_t>(state.range(1)),
+             L = static_cast<std::size_t>(state.range(2));
+  const auto nplr = ssmkit::hippo::nplr(ssmkit::hippo::measure::legs, static_cast<Eigen::Index>(2 * N2));
+  const auto log_dt = ssm_bench::uniform<double>(H, std::log(1e-3), std::log(1e-1), 1);
+  const auto c = ssm_bench::uniform<float>(2 * H * N2, -1, 1, 2);
+  std::vector<float> K(H * L);
+  for (auto _ : state) {
+    for (std::size_t h = 0; h < H; ++h) {
+      const auto system = ssmkit::discretize_dplr_bilinear(std::exp(log_dt[h]), nplr.W, nplr.P, nplr.B);
+      Eigen::VectorXcd C(2 * N2);
+      for (std::size_t n = 0; n < N2; ++n) {
+        const std::complex<double> value(c[2 * (h * N2 + n)], c[2 * (h * N2 + n) + 1]);
+        C(Eigen::Index(n)) = value;
+        C(Eigen::Index(N2 + n)) = std::conj(value);
+      }
+      const Eigen::VectorXd k = ssmkit::dense_kernel(system, C, L);
+      for (std::size_t l = 0; l < L; ++l) K[h * L + l] = static_cast<float>(k(Eigen::Index(l)));
+    }
+    benchmark::DoNotOptimize(K.data());
+    benchmark::ClobberMemory();
+  }
+  const double hnk = double(H) * double(N2) * double(L / 2 + 1);
+  ssm_bench::set_throughput(state, hnk, double(H * L) * sizeof(float));
+  ssm_bench::describe(state,
+                      "s4 dplr kernel H=" + std::to_string(H) + " N/2=" + std::to_string(N2) +
+                          " L=" + std::to_string(L) + " C",
+                      "dense-krylov", "fma", 56 * hnk);
+}
+
 // The S4D layer (s4d_layer.hpp), S4D-Lin, N = 64, one kernel channel, batch 1, float32:
 //   - forward: convolution mode over (1, L, H) through the cached FFT plan (the kernel and its
 //     spectrum were made at construction), items/s = tokens x channels (L H per call), bounded by
@@ -135,6 +169,26 @@ void s4d_layer_forward(benchmark::State& state) {
                       5.0 * n * std::log2(n) * double(H), threads);
 }
 
+// The other implementation of the layer's forward: recurrent mode, the L tokens one step() each.
+void s4d_layer_forward_by_steps(benchmark::State& state) {
+  const auto H = static_cast<std::size_t>(state.range(0)), L = static_cast<std::size_t>(state.range(1));
+  const auto layer = ssmkit::s4d_layer<float>::random(H, 64, 1, L);
+  const auto u = ssm_bench::uniform<float>(L * H, -1, 1, 3);
+  std::vector<float> y(L * H);
+  for (auto _ : state) {
+    auto layer_state = layer.make_state(1);
+    for (std::size_t t = 0; t < L; ++t) {
+      layer.step(ssmkit::make_view(u.data() + t * H, 1, H), ssmkit::make_view(y.data() + t * H, 1, H), layer_state);
+    }
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  ssm_bench::set_throughput(state, double(L * H), 8.0 * double(L * H));
+  const double n = 2.0 * double(L);
+  ssm_bench::describe(state, "s4d layer forward H=" + std::to_string(H) + " L=" + std::to_string(L), "ssmkit-step",
+                      "fma", 5.0 * n * std::log2(n) * double(H));
+}
+
 void s4d_layer_step(benchmark::State& state) {
   const auto H = static_cast<std::size_t>(state.range(0));
   const auto layer = ssmkit::s4d_layer<float>::random(H, 64, 1, 1024);
@@ -153,11 +207,13 @@ void s4d_layer_step(benchmark::State& state) {
 
 }  // namespace
 
+BENCHMARK(s4d_dplr_kernel_dense)->ArgNames({"H", "N2", "L"})->Args({16, 32, 1024})->Unit(benchmark::kMillisecond);
 BENCHMARK(s4d_dplr_kernel)
     ->ArgNames({"H", "N2", "L", "c_tilde"})
     ->Args({64, 32, 1024, 1})
     ->Args({64, 32, 4096, 1})
     ->Args({64, 32, 4096, 0})
+    ->Args({16, 32, 1024, 0})
     ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_TEMPLATE(s4d_kernel_vandermonde, ssmkit::default_arch)
@@ -182,4 +238,5 @@ BENCHMARK(s4d_layer_forward)
     ->Args({256, 16384, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+BENCHMARK(s4d_layer_forward_by_steps)->ArgNames({"H", "L"})->Args({256, 4096})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(s4d_layer_step)->ArgNames({"H"})->Arg(256)->Arg(1024);

@@ -54,6 +54,10 @@ TEST_CASE("a written file reads back exactly, with its metadata", "[safetensors]
   f.read("mixer.in_proj.weight", ssmkit::make_view(t, 3, 2).transposed(0, 1));
   for (std::size_t i = 0; i < 2; ++i)
     for (std::size_t j = 0; j < 3; ++j) CHECK(t[j * 2 + i] == double(a[i * 3 + j]));
+  // A contiguous destination takes the direct conversion path: the same values.
+  std::vector<double> direct(6, -1.0);
+  f.read("mixer.in_proj.weight", ssmkit::make_view(direct, 2, 3));
+  for (std::size_t i = 0; i < 6; ++i) CHECK(direct[i] == double(a[i]));
 }
 
 TEST_CASE("F16 and BF16 decode exactly, including subnormals, infinities and NaN", "[safetensors]") {

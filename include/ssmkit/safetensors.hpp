@@ -109,6 +109,10 @@ class file {
                                  ", expected ", detail::format_shape(out.extents())));
     }
     detail::check_data("safetensors::file::read", "out", out);
+    if (out.is_contiguous()) {  // the usual case: convert straight into the caller's buffer
+      convert(t, name, out.data());
+      return;
+    }
     const auto values = read<T>(name);
     std::size_t i = 0;
     for_each_index(out.extents(), [&](const std::array<std::size_t, Rank>& idx) {
@@ -122,26 +126,33 @@ class file {
   template <class T>
   std::vector<T> read(std::string_view name) const {
     const auto& t = info(name);
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(bytes_.data()) + data_start_ + t.begin;
-    const std::size_t n = t.element_count();
-    std::vector<T> values(n);
-    if (t.dtype == "F64") {
-      for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<T>(load_double(p + 8 * i));
-    } else if (t.dtype == "F32") {
-      for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<T>(bits_to_float(load_u32(p + 4 * i)));
-    } else if (t.dtype == "BF16") {
-      for (std::size_t i = 0; i < n; ++i)
-        values[i] = static_cast<T>(bits_to_float(std::uint32_t{load_u16(p + 2 * i)} << 16));
-    } else if (t.dtype == "F16") {
-      for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<T>(half_to_float(load_u16(p + 2 * i)));
-    } else {
-      throw error(
-          detail::concat(context_, ": tensor '", name, "' has dtype ", t.dtype, ", expected F64, F32, F16 or BF16"));
-    }
+    std::vector<T> values(t.element_count());
+    convert(t, name, values.data());
     return values;
   }
 
  private:
+  /// Tensor t's element_count() values, converted to T, into out[0..n). The loads assemble each
+  /// value from its little-endian bytes, so the reader is right on any host; compilers turn the
+  /// F32 loop into plain vector loads and stores on a little-endian one.
+  template <class T>
+  void convert(const tensor_info& t, std::string_view name, T* out) const {
+    const unsigned char* p = reinterpret_cast<const unsigned char*>(bytes_.data()) + data_start_ + t.begin;
+    const std::size_t n = t.element_count();
+    if (t.dtype == "F64") {
+      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(load_double(p + 8 * i));
+    } else if (t.dtype == "F32") {
+      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(bits_to_float(load_u32(p + 4 * i)));
+    } else if (t.dtype == "BF16") {
+      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(bits_to_float(std::uint32_t{load_u16(p + 2 * i)} << 16));
+    } else if (t.dtype == "F16") {
+      for (std::size_t i = 0; i < n; ++i) out[i] = static_cast<T>(half_to_float(load_u16(p + 2 * i)));
+    } else {
+      throw error(
+          detail::concat(context_, ": tensor '", name, "' has dtype ", t.dtype, ", expected F64, F32, F16 or BF16"));
+    }
+  }
+
   const tensor_info* find(std::string_view name) const noexcept {
     for (const auto& t : tensors_) {
       if (t.name == name) return &t;
