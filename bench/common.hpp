@@ -21,6 +21,13 @@
 
 namespace ssm_bench {
 
+/// True in `ssmkit-bench --quick` (set once by main before any benchmark runs). Peers with a slow
+/// setup may shorten it then; each says how.
+inline bool& quick_mode() noexcept {
+  static bool quick = false;
+  return quick;
+}
+
 /// n values uniform in [lo, hi), reproducible.
 template <class T>
 std::vector<T> uniform(std::size_t n, double lo, double hi, std::uint32_t seed = 42) {

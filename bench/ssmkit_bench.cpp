@@ -2,7 +2,8 @@
 //
 //   ssmkit-bench [--quick] [--report=FILE.md] [any --benchmark_* flag]
 //
-// --quick runs each benchmark for a short time (about a minute in all); --report writes the
+// --quick runs each benchmark for a short time (under a minute in all; FFTW's planner is then
+// limited to 0.2 s per plan, see peers/fftw_conv.cpp); --report writes the
 // Markdown report there as well as to standard output. For the raw JSON, add
 // --benchmark_out=FILE.json --benchmark_out_format=json.
 //
@@ -19,6 +20,8 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+
+#include "common.hpp"
 
 namespace {
 
@@ -144,6 +147,7 @@ int main(int argc, char** argv) {
   }
   std::string quick_time = "--benchmark_min_time=0.02";  // a bare number: benchmark 1.7.1 rejects "0.02s"
   if (quick) args.insert(args.begin() + 1, quick_time.data());
+  ssm_bench::quick_mode() = quick;
   int count = static_cast<int>(args.size());
   benchmark::Initialize(&count, args.data());
   if (benchmark::ReportUnrecognizedArguments(count, args.data())) return 2;
