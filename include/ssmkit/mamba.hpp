@@ -223,6 +223,7 @@ class mamba_mixer {
       detail::require(state->batch == batch, fn, "state is for batch ", state->batch, ", expected ", batch);
     }
     const std::size_t rows = batch * length, width = r + 2 * n;
+    if (rows == 0) return;  // no token: nothing to compute, a state is unchanged (and x(b, 0, 0) does not exist)
     ws.xz.resize(rows * 2 * di);
     ws.conv.resize(rows * di);
     ws.dbl.resize(rows * width);
@@ -272,7 +273,9 @@ class mamba_mixer {
     detail::check_shape(fn, "x", x, {batch, dm});
     detail::check_shape(fn, "out", out, {batch, dm});
     detail::check_no_overlap(fn, "out", out, "x", x);
-    detail::require(x.stride(1) == 1 && out.stride(1) == 1, fn, "x and out need contiguous channels");
+    detail::require(x.stride(1) == 1 && out.stride(1) == 1, fn,
+                    "x and out need contiguous channels (stride 1 along d_model), got strides ", x.stride(1), " and ",
+                    out.stride(1));
     detail::linear_rows(x.data(), static_cast<std::size_t>(x.stride(0)), w_.in_proj, state.xz.data(), 2 * di, batch,
                         parallel);
     causal_conv1d_update<T, Arch>(
@@ -362,14 +365,15 @@ class mamba_model {
   /// Takes the parameters; throws ssmkit::error on inconsistent shapes.
   mamba_model(row_matrix<T> embedding, std::vector<layer> layers, column_vector<T> norm_f)
       : embedding_(std::move(embedding)), layers_(std::move(layers)), norm_f_(std::move(norm_f)) {
-    detail::require(!layers_.empty(), "mamba_model", "needs at least one layer");
+    detail::require(!layers_.empty(), "mamba_model", "needs at least one layer, got 0");
     const std::size_t dm = layers_.front().mixer.config().d_model;
     detail::require(static_cast<std::size_t>(embedding_.cols()) == dm && embedding_.rows() > 0, "mamba_model",
                     "embedding has shape (", embedding_.rows(), ", ", embedding_.cols(), "), expected (vocab, ", dm,
                     ")");
     for (const auto& l : layers_) {
       detail::require(l.mixer.config().d_model == dm && static_cast<std::size_t>(l.norm.size()) == dm, "mamba_model",
-                      "every layer needs d_model = ", dm);
+                      "every layer needs d_model = ", dm, ", got a layer with d_model = ", l.mixer.config().d_model,
+                      " and a norm of size ", l.norm.size());
     }
     detail::require(static_cast<std::size_t>(norm_f_.size()) == dm, "mamba_model", "norm_f has size ", norm_f_.size(),
                     ", expected ", dm);
@@ -438,10 +442,12 @@ class mamba_model {
     detail::check_data(fn, "tokens", tokens);
     detail::check_data(fn, "logits", logits);
     detail::check_shape(fn, "logits", logits, {batch, length, vocab()});
-    detail::require(logits.stride(2) == 1, fn, "logits need a contiguous vocabulary dimension");
+    detail::require(logits.stride(2) == 1, fn, "logits need a contiguous vocabulary dimension (stride 1), got stride ",
+                    logits.stride(2));
     if (state) detail::require(state->batch == batch, fn, "state is for batch ", state->batch, ", expected ", batch);
     check_tokens(fn, tokens);
     const std::size_t rows = batch * length;
+    if (rows == 0) return;  // no token: a state is unchanged (and logits(b, 0, 0) does not exist)
     ws.hidden.resize(rows * dm);
     ws.normed.resize(rows * dm);
     ws.mixed.resize(rows * dm);
@@ -470,7 +476,8 @@ class mamba_model {
     detail::check_shape(fn, "tokens", tokens, {batch});
     detail::check_data(fn, "logits", logits);
     detail::check_shape(fn, "logits", logits, {batch, vocab()});
-    detail::require(logits.stride(1) == 1, fn, "logits need a contiguous vocabulary dimension");
+    detail::require(logits.stride(1) == 1, fn, "logits need a contiguous vocabulary dimension (stride 1), got stride ",
+                    logits.stride(1));
     check_tokens(fn, tensor_view<const std::int32_t, 2>(tokens.data(), {batch, 1}, {tokens.stride(0), 1}));
     for (std::size_t b = 0; b < batch; ++b) embed(tokens(b), state.hidden.data() + b * dm);
     for (std::size_t i = 0; i < layers_.size(); ++i) {

@@ -92,7 +92,8 @@ class mamba2_mixer {
  public:
   mamba2_mixer(const mamba2_config& config, mamba2_weights<T> weights) : config_(config), w_(std::move(weights)) {
     detail::require(config.d_model > 0 && config.d_state > 0 && config.headdim > 0 && config.ngroups > 0,
-                    "mamba2_mixer", "d_model, d_state, headdim and ngroups must be positive");
+                    "mamba2_mixer", "d_model, d_state, headdim and ngroups must be positive, got ", config.d_model, ", ",
+                    config.d_state, ", ", config.headdim, ", ", config.ngroups);
     detail::require(config.d_inner() % config.headdim == 0, "mamba2_mixer", "d_inner = ", config.d_inner(),
                     " is not a multiple of headdim = ", config.headdim);
     detail::require(config.nheads() % config.ngroups == 0, "mamba2_mixer", "ngroups = ", config.ngroups,
@@ -204,11 +205,14 @@ class mamba2_mixer {
     detail::check_shape(fn, "u", u, {batch, length, dm});
     detail::check_shape(fn, "out", out, {batch, length, dm});
     detail::check_no_overlap(fn, "out", out, "u", u);
-    detail::require(u.stride(2) == 1 && out.stride(2) == 1, fn, "u and out need contiguous channels (stride 1)");
+    detail::require(u.stride(2) == 1 && out.stride(2) == 1, fn,
+                    "u and out need contiguous channels (stride 1 along d_model), got strides ", u.stride(2), " and ",
+                    out.stride(2));
     if (state) detail::require(state->batch == batch, fn, "state is for batch ", state->batch, ", expected ", batch);
     const std::size_t di = config_.d_inner(), cd = config_.conv_dim(), dp = config_.d_in_proj();
     const std::size_t h = config_.nheads(), p = config_.headdim, g = config_.ngroups, n = config_.d_state;
     const std::size_t rows = batch * length;
+    if (rows == 0) return;  // no token: nothing to compute, a state is unchanged (and u(b, 0, 0) does not exist)
     ws.zxbcdt.resize(rows * dp);
     ws.xbc.resize(rows * cd);
     ws.y.resize(rows * di);
@@ -271,7 +275,9 @@ class mamba2_mixer {
     detail::check_shape(fn, "u", u, {batch, dm});
     detail::check_shape(fn, "out", out, {batch, dm});
     detail::check_no_overlap(fn, "out", out, "u", u);
-    detail::require(u.stride(1) == 1 && out.stride(1) == 1, fn, "u and out need contiguous channels");
+    detail::require(u.stride(1) == 1 && out.stride(1) == 1, fn,
+                    "u and out need contiguous channels (stride 1 along d_model), got strides ", u.stride(1), " and ",
+                    out.stride(1));
     const std::size_t di = config_.d_inner(), cd = config_.conv_dim(), dp = config_.d_in_proj();
     const std::size_t h = config_.nheads(), p = config_.headdim, g = config_.ngroups, n = config_.d_state;
     detail::linear_rows(u.data(), static_cast<std::size_t>(u.stride(0)), w_.in_proj, state.zxbcdt.data(), dp, batch,
