@@ -738,6 +738,40 @@ TEST_CASE("detail::exp is within 2 ulp of exp, with exact 0, inf and NaN at the 
   CHECK(std::isnan(y[0]));
 }
 
+TEST_CASE("detail::exp in double is within 2 ulp of exp, with exact 0, inf and NaN at the ends", "[selective_scan]") {
+  using arch = ssmkit::default_arch;
+  constexpr std::size_t w = ssmkit::detail::width_v<double, arch>;
+  std::vector<double> x, y(w);
+  for (double v = -708; v < 709.7; v += 0.0131) x.push_back(v);
+  for (double v = -1e-3; v < 1e-3; v += 1.3e-6) x.push_back(v);  // around 0, where dA lives
+  while (x.size() % w != 0) x.push_back(0);
+  long double worst = 0;
+  for (std::size_t i = 0; i < x.size(); i += w) {
+    ssmkit::detail::store(y.data(), ssmkit::detail::exp(ssmkit::detail::load<arch>(x.data() + i)));
+    for (std::size_t j = 0; j < w; ++j) {
+      const long double ref = std::exp(static_cast<long double>(x[i + j]));
+      worst = std::max(worst, std::abs(static_cast<long double>(y[j]) - ref) / ref);
+    }
+  }
+  INFO("max relative error " << double(worst));
+  CHECK(worst <= 2 * unit_roundoff<double>() * 2);  // 2 ulp = 4 u
+  // Gradual underflow: exp(-740) is subnormal (about 4.2e-322), within one subnormal step.
+  std::vector<double> deep(w, -740.0);
+  ssmkit::detail::store(y.data(), ssmkit::detail::exp(ssmkit::detail::load<arch>(deep.data())));
+  CHECK(std::abs(y[0] - double(std::exp(-740.0L))) <= std::numeric_limits<double>::denorm_min());
+  const double inf = std::numeric_limits<double>::infinity();
+  const double specials[] = {-inf, -1e300, -746.0, inf, 1e300, 710.0, 0.0};
+  const double expected[] = {0.0, 0.0, 0.0, inf, inf, inf, 1.0};
+  for (std::size_t s = 0; s < 7; ++s) {
+    std::vector<double> v(w, specials[s]);
+    ssmkit::detail::store(y.data(), ssmkit::detail::exp(ssmkit::detail::load<arch>(v.data())));
+    CHECK(y[0] == expected[s]);
+  }
+  std::vector<double> nan(w, std::numeric_limits<double>::quiet_NaN());
+  ssmkit::detail::store(y.data(), ssmkit::detail::exp(ssmkit::detail::load<arch>(nan.data())));
+  CHECK(std::isnan(y[0]));
+}
+
 TEST_CASE("fast_exp2 is within 1.7e-7 + 0.7 u |t| of 2^t, with exact 0, inf and NaN at the ends", "[selective_scan]") {
   using arch = ssmkit::default_arch;
   constexpr std::size_t w = ssmkit::detail::width_v<float, arch>;
