@@ -366,3 +366,311 @@ TEST_CASE("rfft packed lane entries: forward, product with the impulse spectrum,
     CHECK(err <= 2 * bound<T>(n));
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The batched interface (rank-2 views, one transform per SIMD lane).
+
+namespace {
+
+/// Counts around the lane width: 1, width - 1 (0 on the scalar backend), width, width + 3.
+template <class T, class Arch>
+std::vector<std::size_t> batch_counts() {
+  constexpr std::size_t w = ssmkit::detail::width_v<T, Arch>;
+  return {std::size_t{1}, w - 1, w, w + 3};
+}
+
+/// max_k |got_k - want_k| / max_k |want_k| for two complex rows in T.
+template <class C>
+double rel_diff(const C* got, const C* want, std::size_t n) {
+  double num = 0, den = 0;
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::complex<double> g(got[k]), w(want[k]);
+    const double d = std::abs(g - w);
+    num = std::isnan(d) ? INFINITY : std::max(num, d);
+    den = std::max(den, std::abs(w));
+  }
+  return num / std::max(den, 1e-300);
+}
+
+/// Batched real forward against the long double DFT (n <= 256) or against the single-signal
+/// transform (larger n, where both are within the FFT bound of the exact spectrum, so within
+/// twice the bound of each other); batched backward of the batched spectra against n x, the
+/// round trip. The rows are contiguous here; strides have their own test.
+template <class T, class Arch>
+void check_batched_real(const std::vector<std::size_t>& sizes) {
+  double worst = 0;
+  for (const std::size_t n : sizes) {
+    const ssmkit::rfft_plan<T> plan(n);
+    const std::size_t bins = plan.spectrum_size();
+    for (const std::size_t count : batch_counts<T, Arch>()) {
+      const auto xv = ssm_test::uniform<double>(count * n, -1, 1, static_cast<std::uint32_t>(n * 31 + count));
+      const std::vector<T> x(xv.begin(), xv.end());
+      std::vector<std::complex<T>> X(count * bins);
+      std::vector<T> scratch(plan.template batch_scratch_size<Arch>());
+      plan.template forward<Arch>(ssmkit::make_view(x, count, n), ssmkit::make_view(X, count, bins),
+                                  ssmkit::make_view(scratch, scratch.size()));
+      std::vector<T> back(count * n);
+      plan.template backward<Arch>(ssmkit::make_view(X, count, bins), ssmkit::make_view(back, count, n));
+      for (std::size_t r = 0; r < count; ++r) {
+        double ef = 0;
+        if (n <= 256) {
+          std::vector<ldc> xl(n);
+          for (std::size_t j = 0; j < n; ++j) xl[j] = ldc(x[r * n + j], 0);
+          auto want = naive_dft(xl, -1);
+          want.resize(bins);
+          const std::vector<std::complex<T>> row(X.begin() + std::ptrdiff_t(r * bins),
+                                                 X.begin() + std::ptrdiff_t((r + 1) * bins));
+          ef = rel_error(row, want) / bound<T>(n);
+        } else {
+          std::vector<std::complex<T>> single(bins);
+          plan.template forward<Arch>(ssmkit::make_view(x.data() + r * n, n), ssmkit::make_view(single, bins));
+          ef = rel_diff(X.data() + r * bins, single.data(), bins) / (2 * bound<T>(n));
+        }
+        // Round trip: backward(forward(x)) = n x up to two transforms' error.
+        double num = 0, den = 0;
+        for (std::size_t j = 0; j < n; ++j) {
+          num = std::max(num, std::abs(static_cast<double>(back[r * n + j]) / static_cast<double>(n) -
+                                       static_cast<double>(x[r * n + j])));
+          den = std::max(den, std::abs(static_cast<double>(x[r * n + j])));
+        }
+        const double eb = num / den / (2 * bound<T>(n));
+        INFO("n = " << n << ", count = " << count << ", row " << r << ": forward error / bound " << ef
+                    << ", round trip error / bound " << eb);
+        CHECK(ef <= 1);
+        CHECK(eb <= 1);
+        worst = std::max(worst, std::max(ef, eb));
+      }
+    }
+  }
+  std::printf("batched real FFT (%s, %s): max error / bound %.3f\n", sizeof(T) == 4 ? "float" : "double",
+              ssmkit::backend_name<Arch>(), worst);
+}
+
+/// Batched complex forward and backward against the long double DFT (n <= 256) or the
+/// single-signal transform.
+template <class T, class Arch>
+void check_batched_complex(const std::vector<std::size_t>& sizes) {
+  for (const std::size_t n : sizes) {
+    const ssmkit::fft_plan<T> plan(n);
+    for (const std::size_t count : batch_counts<T, Arch>()) {
+      std::vector<std::complex<T>> x;
+      for (std::size_t r = 0; r < count; ++r) {
+        const auto row = random_complex<T>(n, static_cast<std::uint32_t>(7 * n + r));
+        x.insert(x.end(), row.begin(), row.end());
+      }
+      std::vector<std::complex<T>> yf(count * n), yb(count * n);
+      plan.template forward<Arch>(ssmkit::make_view(x, count, n), ssmkit::make_view(yf, count, n));
+      plan.template backward<Arch>(ssmkit::make_view(x, count, n), ssmkit::make_view(yb, count, n));
+      for (std::size_t r = 0; r < count; ++r) {
+        const std::vector<std::complex<T>> xr(x.begin() + std::ptrdiff_t(r * n), x.begin() + std::ptrdiff_t((r + 1) * n));
+        double ef = 0, eb = 0;
+        if (n <= 256) {
+          const auto xl = to_ld(xr);
+          const std::vector<std::complex<T>> gf(yf.begin() + std::ptrdiff_t(r * n), yf.begin() + std::ptrdiff_t((r + 1) * n));
+          const std::vector<std::complex<T>> gb(yb.begin() + std::ptrdiff_t(r * n), yb.begin() + std::ptrdiff_t((r + 1) * n));
+          ef = rel_error(gf, naive_dft(xl, -1)) / bound<T>(n);
+          eb = rel_error(gb, naive_dft(xl, +1)) / bound<T>(n);
+        } else {
+          std::vector<std::complex<T>> sf(n), sb(n);
+          plan.template forward<Arch>(ssmkit::make_view(xr, n), ssmkit::make_view(sf, n));
+          plan.template backward<Arch>(ssmkit::make_view(xr, n), ssmkit::make_view(sb, n));
+          ef = rel_diff(yf.data() + r * n, sf.data(), n) / (2 * bound<T>(n));
+          eb = rel_diff(yb.data() + r * n, sb.data(), n) / (2 * bound<T>(n));
+        }
+        INFO("n = " << n << ", count = " << count << ", row " << r << ": forward " << ef << ", backward " << eb);
+        CHECK(ef <= 1);
+        CHECK(eb <= 1);
+      }
+    }
+  }
+}
+
+const std::vector<std::size_t> batched_sizes = {1, 2, 3, 5, 6, 8, 15, 30, 45, 64, 96, 125, 240, 625, 960, 4096, 3375};
+
+}  // namespace
+
+TEST_CASE("batched real FFT: every row equals the DFT, counts around the lane width, round trip", "[fft]") {
+  SECTION("float, SIMD") { check_batched_real<float, ssmkit::default_arch>(batched_sizes); }
+  SECTION("double, SIMD") { check_batched_real<double, ssmkit::default_arch>(batched_sizes); }
+  SECTION("float, scalar") { check_batched_real<float, ssmkit::scalar>({1, 2, 15, 30, 64, 125, 4096}); }
+  SECTION("double, scalar") { check_batched_real<double, ssmkit::scalar>({1, 2, 15, 30, 64, 125, 3375}); }
+}
+
+TEST_CASE("batched complex FFT: every row equals the DFT, counts around the lane width", "[fft]") {
+  SECTION("float, SIMD") { check_batched_complex<float, ssmkit::default_arch>(batched_sizes); }
+  SECTION("double, SIMD") { check_batched_complex<double, ssmkit::default_arch>(batched_sizes); }
+  SECTION("float, scalar") { check_batched_complex<float, ssmkit::scalar>({1, 2, 15, 64, 125, 4096}); }
+  SECTION("double, scalar") { check_batched_complex<double, ssmkit::scalar>({1, 30, 3375}); }
+}
+
+TEST_CASE("batched FFT: strided and transposed views give the dense result exactly", "[fft]") {
+  // The same rows in the same groups and lanes: the results are bitwise equal whatever the strides.
+  using T = float;
+  const std::size_t w = ssmkit::detail::width_v<T, ssmkit::default_arch>;
+  const std::size_t count = w + 3;
+  for (const std::size_t n : {std::size_t{30}, std::size_t{45}, std::size_t{64}}) {
+    const ssmkit::rfft_plan<T> plan(n);
+    const std::size_t bins = plan.spectrum_size();
+    const auto x = ssm_test::uniform<T>(count * n, -1, 1, 77);
+    std::vector<std::complex<T>> X(count * bins);
+    plan.forward(ssmkit::make_view(x, count, n), ssmkit::make_view(X, count, bins));
+    // Input token-major (n, count) seen as (count, n); output into every other column of a
+    // (count, 2 bins) buffer, rows in reverse order (a negative row stride).
+    std::vector<T> xt(n * count);
+    for (std::size_t r = 0; r < count; ++r)
+      for (std::size_t j = 0; j < n; ++j) xt[j * count + r] = x[r * n + j];
+    std::vector<std::complex<T>> Xs(count * 2 * bins, {-7, -7});
+    const ssmkit::tensor_view<std::complex<T>, 2> out(Xs.data() + (count - 1) * 2 * bins, {count, bins},
+                                                      {-static_cast<std::ptrdiff_t>(2 * bins), 2});
+    plan.forward(ssmkit::make_view(xt, n, count).transposed(0, 1), out);
+    bool same = true;
+    for (std::size_t r = 0; r < count; ++r)
+      for (std::size_t k = 0; k < bins; ++k) {
+        same = same && Xs[(count - 1 - r) * 2 * bins + 2 * k] == X[r * bins + k];
+        same = same && Xs[(count - 1 - r) * 2 * bins + 2 * k + 1] == std::complex<T>(-7, -7);  // gaps untouched
+      }
+    INFO("n = " << n);
+    CHECK(same);
+    // Backward from the strided spectrum into a transposed output equals the dense backward.
+    std::vector<T> back(count * n), back_t(n * count);
+    plan.backward(ssmkit::make_view(X, count, bins), ssmkit::make_view(back, count, n));
+    plan.backward(ssmkit::tensor_view<const std::complex<T>, 2>(out), ssmkit::make_view(back_t, n, count).transposed(0, 1));
+    bool same_back = true;
+    for (std::size_t r = 0; r < count; ++r)
+      for (std::size_t j = 0; j < n; ++j) same_back = same_back && back_t[j * count + r] == back[r * n + j];
+    CHECK(same_back);
+  }
+  // Complex, in place on a transposed view.
+  const std::size_t n = 60;
+  const ssmkit::fft_plan<T> plan(n);
+  std::vector<std::complex<T>> x(count * n), y(count * n);
+  for (std::size_t r = 0; r < count; ++r) {
+    const auto row = random_complex<T>(n, static_cast<std::uint32_t>(r));
+    std::copy(row.begin(), row.end(), x.begin() + std::ptrdiff_t(r * n));
+  }
+  plan.forward(ssmkit::make_view(x, count, n), ssmkit::make_view(y, count, n));
+  std::vector<std::complex<T>> xt(n * count);
+  for (std::size_t r = 0; r < count; ++r)
+    for (std::size_t j = 0; j < n; ++j) xt[j * count + r] = x[r * n + j];
+  const auto t = ssmkit::make_view(xt, n, count).transposed(0, 1);
+  plan.forward(ssmkit::tensor_view<const std::complex<T>, 2>(t), t);
+  bool same = true;
+  for (std::size_t r = 0; r < count; ++r)
+    for (std::size_t j = 0; j < n; ++j) same = same && xt[j * count + r] == y[r * n + j];
+  CHECK(same);
+}
+
+TEST_CASE("batched FFT: a row's result does not depend on its lane, and lanes do not mix", "[fft]") {
+  using T = double;
+  const std::size_t w = ssmkit::detail::width_v<T, ssmkit::default_arch>;
+  const std::size_t count = w + 3, n = 90;
+  const ssmkit::rfft_plan<T> plan(n);
+  const std::size_t bins = plan.spectrum_size();
+  // Every row the same signal: every row of the result bitwise the same (the tail group, padded
+  // with zeros, included).
+  const auto one = ssm_test::uniform<T>(n, -1, 1, 4);
+  std::vector<T> x(count * n);
+  for (std::size_t r = 0; r < count; ++r) std::copy(one.begin(), one.end(), x.begin() + std::ptrdiff_t(r * n));
+  std::vector<std::complex<T>> X(count * bins);
+  plan.forward(ssmkit::make_view(x, count, n), ssmkit::make_view(X, count, bins));
+  bool same = true;
+  for (std::size_t r = 1; r < count; ++r)
+    for (std::size_t k = 0; k < bins; ++k) same = same && X[r * bins + k] == X[k];
+  CHECK(same);
+  // A NaN in row 1 makes all of row 1 NaN and no other row.
+  x[n + 17] = NAN;
+  plan.forward(ssmkit::make_view(x, count, n), ssmkit::make_view(X, count, bins));
+  for (std::size_t r = 0; r < count; ++r) {
+    bool all_nan = true, any_nan = false;
+    for (std::size_t k = 0; k < bins; ++k) {
+      const bool nan = std::isnan(X[r * bins + k].real() + X[r * bins + k].imag());
+      all_nan = all_nan && nan;
+      any_nan = any_nan || nan;
+    }
+    INFO("row " << r);
+    CHECK((r == 1 ? all_nan : !any_nan));
+  }
+}
+
+TEST_CASE("batched FFT: bad shapes and scratch throw with exact messages, outputs untouched", "[fft]") {
+  using ssm_test::error_of;
+  const ssmkit::rfft_plan<double> rplan(8);
+  std::vector<double> x(3 * 9, 1.0);
+  std::vector<std::complex<double>> X(3 * 5, {5, 5});
+  const auto X_before = X;
+  CHECK(error_of([&] { rplan.forward(ssmkit::make_view(x.data(), 3, 8), ssmkit::make_view(X.data(), 3, 4)); }) ==
+        "rfft_plan::forward: X has shape (3, 4), expected (3, 5)");
+  CHECK(error_of([&] { rplan.forward(ssmkit::make_view(x.data(), 3, 9), ssmkit::make_view(X.data(), 3, 5)); }) ==
+        "rfft_plan::forward: x has shape (3, 9), expected (3, 8)");
+  CHECK(error_of([&] { rplan.forward(ssmkit::make_view(x.data(), 3, 8), ssmkit::make_view(X.data(), 2, 5)); }) ==
+        "rfft_plan::forward: X has shape (2, 5), expected (3, 5)");
+  CHECK(error_of([&] {
+          rplan.forward(ssmkit::tensor_view<const double, 2>(nullptr, {3, 8}), ssmkit::make_view(X.data(), 3, 5));
+        }) == "rfft_plan::forward: x is a null view of shape (3, 8)");
+  const std::size_t need = rplan.batch_scratch_size();
+  std::vector<double> scratch(need);
+  CHECK(error_of([&] {
+          rplan.forward(ssmkit::make_view(x.data(), 3, 8), ssmkit::make_view(X.data(), 3, 5),
+                        ssmkit::make_view(scratch.data(), need - 1));
+        }) == "rfft_plan::forward: scratch has shape (" + std::to_string(need - 1) + "), expected (>= " +
+                  std::to_string(need) + ")");
+  CHECK(error_of([&] {
+          rplan.forward(ssmkit::make_view(x.data(), 3, 8), ssmkit::make_view(X.data(), 3, 5),
+                        ssmkit::tensor_view<double, 1>(scratch.data(), {need / 2}, {2}));
+        }) == "rfft_plan::forward: scratch has shape (" + std::to_string(need / 2) + "), expected (>= " +
+                  std::to_string(need) + ")");
+  CHECK(X == X_before);
+  const auto x_before = x;
+  CHECK(error_of([&] { rplan.backward(ssmkit::make_view(X.data(), 3, 5), ssmkit::make_view(x.data(), 3, 9)); }) ==
+        "rfft_plan::backward: x has shape (3, 9), expected (3, 8)");
+  CHECK(error_of([&] { rplan.backward(ssmkit::make_view(X.data(), 3, 6), ssmkit::make_view(x.data(), 3, 8)); }) ==
+        "rfft_plan::backward: X has shape (3, 6), expected (3, 5)");
+  CHECK(x == x_before);
+  // The scratch size is per group of lanes, independent of the count; the scalar backend needs one lane.
+  CHECK(rplan.batch_scratch_size<ssmkit::scalar>() == rplan.scratch_size());
+  CHECK(rplan.batch_scratch_size() == rplan.scratch_size() * ssmkit::detail::width_v<double, ssmkit::default_arch>);
+
+  const ssmkit::fft_plan<float> plan(6);
+  std::vector<std::complex<float>> c(4 * 6), d(4 * 6, {3, 3});
+  const auto d_before = d;
+  CHECK(error_of([&] { plan.forward(ssmkit::make_view(c.data(), 4, 6), ssmkit::make_view(d.data(), 4, 5)); }) ==
+        "fft_plan::forward: y has shape (4, 5), expected (4, 6)");
+  CHECK(error_of([&] { plan.backward(ssmkit::make_view(c.data(), 4, 5), ssmkit::make_view(d.data(), 4, 5)); }) ==
+        "fft_plan::backward: x has shape (4, 5), expected (4, 6)");
+  std::vector<float> small(plan.batch_scratch_size<ssmkit::scalar>());
+  CHECK(error_of([&] {
+          plan.backward<ssmkit::scalar>(ssmkit::make_view(c.data(), 4, 6), ssmkit::make_view(d.data(), 4, 6),
+                                        ssmkit::make_view(small.data(), small.size() - 1));
+        }) == "fft_plan::backward: scratch has shape (23), expected (>= 24)");
+  CHECK(d == d_before);
+  // count == 0: nothing to do, no error.
+  plan.forward(ssmkit::make_view(c.data(), 0, 6), ssmkit::make_view(d.data(), 0, 6));
+  CHECK(d == d_before);
+}
+
+TEST_CASE("single-signal split (n = S n2) equals the plain passes of the scalar backend", "[fft]") {
+  // The SIMD backends run a single signal of size S * n2 (S = 16 floats, 8 doubles, n2 >= S) as
+  // two many-transform FFTs with a transpose (fft_core::execute_split); the scalar backend runs
+  // the plain Stockham passes. Both are within the FFT bound of the exact result, so within twice
+  // the bound of each other. Sizes: the smallest split (S^2), powers of two and 5-smooth ones.
+  auto run = [](auto tag, std::size_t n) {
+    using T = decltype(tag);
+    const ssmkit::fft_plan<T> plan(n);
+    const auto x = random_complex<T>(n, static_cast<std::uint32_t>(n));
+    std::vector<std::complex<T>> simd(n), plain(n), back(n);
+    plan.forward(ssmkit::make_view(x, n), ssmkit::make_view(simd, n));
+    plan.template forward<ssmkit::scalar>(ssmkit::make_view(x, n), ssmkit::make_view(plain, n));
+    const double ef = rel_diff(simd.data(), plain.data(), n) / (2 * bound<T>(n));
+    plan.backward(ssmkit::make_view(x, n), ssmkit::make_view(simd, n));
+    plan.template backward<ssmkit::scalar>(ssmkit::make_view(x, n), ssmkit::make_view(plain, n));
+    const double eb = rel_diff(simd.data(), plain.data(), n) / (2 * bound<T>(n));
+    INFO((sizeof(T) == 4 ? "float" : "double") << " n = " << n << ": forward " << ef << ", backward " << eb);
+    CHECK(ef <= 1);
+    CHECK(eb <= 1);
+  };
+  for (const std::size_t n : {std::size_t{64}, std::size_t{256}, std::size_t{2048}, std::size_t{3840}, std::size_t{16384},
+                              std::size_t{15360}}) {
+    run(float{}, n);
+    run(double{}, n);
+  }
+}
