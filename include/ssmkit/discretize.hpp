@@ -135,7 +135,7 @@ struct dense_discrete_system {
  *   dA = (I - dt/2 A)^-1 (I + dt/2 A),   dB = dt (I - dt/2 A)^-1 B.
  *
  * \param Lambda (N2) diagonal part, \param P (rank, N2) low-rank part (rank may be 0), \param B (N2).
- * 	hrows ssmkit::error on mismatched sizes, N2 = 0, or dt <= 0 or not finite.
+ * \throws ssmkit::error on mismatched sizes, N2 = 0, or dt <= 0 or not finite.
  * Numerics: a partial-pivoting LU solve, O(N^3); backward stable for the well-conditioned
  * I - dt/2 A of stable systems.
  */
@@ -143,7 +143,7 @@ inline dense_discrete_system discretize_dplr_bilinear(double dt, const Eigen::Ve
                                                       const Eigen::VectorXcd& B) {
   constexpr const char* fn = "discretize_dplr_bilinear";
   const Eigen::Index N2 = Lambda.size();
-  detail::require(N2 >= 1, fn, "Lambda must have at least one mode");
+  detail::require(N2 >= 1, fn, "Lambda must have at least one mode, got 0");
   detail::require(P.cols() == N2, fn, "P has shape (", P.rows(), ", ", P.cols(), "), expected (rank, ", N2, ")");
   detail::require(B.size() == N2, fn, "B has size ", B.size(), ", expected ", N2);
   detail::require(dt > 0 && std::isfinite(dt), fn, "dt must be positive and finite, got ", dt);
@@ -167,14 +167,14 @@ inline dense_discrete_system discretize_dplr_bilinear(double dt, const Eigen::Ve
  * not conjugated), the reference's `krylov`. With C = (C, conj C) the conjugate-expanded C of a
  * DPLR system the values are real up to rounding.
  *
- * 	hrows ssmkit::error on mismatched sizes.
+ * \throws ssmkit::error on mismatched sizes.
  * Numerics: repeated matrix-vector products, O(L N^2); the error grows like l eps ||dA||^l.
  */
 inline Eigen::VectorXd dense_kernel(const dense_discrete_system& system, const Eigen::VectorXcd& C, std::size_t L) {
   const Eigen::Index N = system.dA.rows();
   detail::require(system.dA.cols() == N && system.dB.size() == N && C.size() == N, "dense_kernel",
-                  "sizes differ: dA (", system.dA.rows(), ", ", system.dA.cols(), "), dB ", system.dB.size(), ", C ",
-                  C.size());
+                  "dA has shape (", system.dA.rows(), ", ", system.dA.cols(), "), dB size ", system.dB.size(), " and C size ",
+                  C.size(), ", expected (N, N), N and N with N = ", N);
   Eigen::VectorXd K(static_cast<Eigen::Index>(L));
   Eigen::VectorXcd x = system.dB;
   for (std::size_t l = 0; l < L; ++l) {

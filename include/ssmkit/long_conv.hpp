@@ -93,7 +93,7 @@ class long_conv_layer {
       : kernel_(kernel.size()),
         D_(D.size()),
         has_D_(D.data() != nullptr || !D.empty()),
-        plan_(regularized(kernel, regularizer, kernel_), L, options) {
+        plan_("long_conv_layer", regularized(kernel, regularizer, kernel_), L, options) {
     const std::size_t channels = options.bidirectional ? kernel.extent(0) / 2 : kernel.extent(0);
     if (has_D_) {
       detail::check_data("long_conv_layer", "D", D);
