@@ -213,9 +213,12 @@ std::size_t selective_scan_bytes(std::size_t D, std::size_t N, std::size_t group
   return (blocks * (4 * N + 2) * W + 4 * 64 * W + 4 * 64 * 16) * sizeof(T) + 64;
 }
 
+/// A worker's slot rounded up to whole 64-byte lines (every slot starts on a line).
+std::size_t whole_lines(std::size_t bytes) { return (bytes + 63) / 64 * 64; }
+
 /// ssd_scan recurrent, one worker: the states of all its B·H heads plus 6P + 2N values.
 std::size_t ssd_recurrent_bytes(std::size_t B, std::size_t H, std::size_t P, std::size_t N) {
-  return (B * H * P * N + 6 * P + 2 * N) * sizeof(T);
+  return whole_lines((B * H * P * N + 6 * P + 2 * N) * sizeof(T));
 }
 
 /// ssd_scan chunked, one worker: Q = min(chunk, L), h = min(H/G, B·H) heads of a group,
@@ -223,7 +226,7 @@ std::size_t ssd_recurrent_bytes(std::size_t B, std::size_t H, std::size_t P, std
 std::size_t ssd_chunked_bytes(std::size_t B, std::size_t L, std::size_t H, std::size_t G, std::size_t P,
                               std::size_t N, std::size_t chunk) {
   const std::size_t Q = std::min(chunk, L), h = std::min(H / G, B * H);
-  return (N * h * P + 2 * Q * h * P + 2 * Q * N + 2 * Q * Q + (Q + 1 + W) + 2 * h * Q + 3 * P) * sizeof(T);
+  return whole_lines((N * h * P + 2 * Q * h * P + 2 * Q * N + 2 * Q * Q + (Q + 1 + W) + 2 * h * Q + 3 * P) * sizeof(T));
 }
 
 /// s4d_kernel, per thread: N2 · (144 + 2 (W + NB) sizeof(T)) bytes, NB = vandermonde_blocks.
@@ -364,8 +367,8 @@ TEST_CASE("ssd_scan: the workspace holds the recurrent or chunked slot; a reused
                             ssmkit::make_view(Cv.data(), s.B, s.L, s.G, s.N), ssmkit::make_view(y.data(), s.B, s.L, s.H, s.P), o,
                             one_thread);
       };
-      // Without a workspace: a local one, freed at return.
-      CHECK_PEAK_EXACTISH(measure(run).peak, formula);
+      // The slots come from xsimd's 64-byte aligned allocator (aligned malloc, which this file's
+      // operator new does not see): the workspace's own report is checked instead.
       ssmkit::ssd_workspace<T> ws;
       o.workspace = &ws;
       run();

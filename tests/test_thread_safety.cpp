@@ -1,6 +1,5 @@
 // Const layers and plans are shared between threads: several threads hammer one object at once
-// and every result must equal the serial one, bit for bit (the SSD chunked path to rounding: its
-// result depends on its workspace's address, see that test). Run under ThreadSanitizer by CI's
+// and every result must equal the serial one, bit for bit. Run under ThreadSanitizer by CI's
 // tsan preset, which also reports any data race the hammering provokes.
 #include <algorithm>
 #include <atomic>
@@ -307,21 +306,12 @@ TEST_CASE("ssd scan and step on shared const inputs with per-thread outputs and 
       const auto i = std::size_t(t);
       run(algorithm, outs[i], finals[i], steps[i]);
     });
-    if (algorithm == ssmkit::ssd_algorithm::recurrent) {
-      for (const auto& r : outs) CHECK(r == serial);
-      for (const auto& r : finals) CHECK(r == serial_final);
-      for (const auto& r : steps) CHECK(r == serial_step);
-    } else {
-      // The chunked path's small Eigen products peel their vectorised sums to the alignment of
-      // the workspace's std::vector storage (16 bytes from malloc), so two calls with workspaces
-      // at different addresses mod 32 differ by an ulp (measured 7e-18 absolute, g++ AVX-512),
-      // on one thread as on many. Until ssd_workspace is 64-byte aligned, compare to rounding: a
-      // reordered sum of the Q = 16 chunk terms and N = 5 states moves each value by at most
-      // (Q + N) eps = 2.3e-15 of the sum of magnitudes; threads racing would move it by O(1).
-      for (const auto& r : outs) CHECK(ssm_test::max_rel_error(r, serial) <= 1e-14);
-      for (const auto& r : finals) CHECK(ssm_test::max_rel_error(r, serial_final) <= 1e-14);
-      for (const auto& r : steps) CHECK(ssm_test::max_rel_error(r, serial_step) <= 1e-14);
-    }
+    // Both paths bit for bit: ssd_workspace's slots start on 64-byte lines, so the chunked path's
+    // small Eigen products sum in the same order at every call (they used to differ by an ulp
+    // with the workspace's address; this test found it).
+    for (const auto& r : outs) CHECK(r == serial);
+    for (const auto& r : finals) CHECK(r == serial_final);
+    for (const auto& r : steps) CHECK(r == serial_step);
   }
 }
 

@@ -40,13 +40,25 @@ class ssd_workspace {
   /// The bytes currently held.
   std::size_t bytes() const noexcept { return slots.capacity() * sizeof(T); }
 
-  // Internal: one slot of per-worker scratch (states and chunk buffers) per thread.
-  std::vector<T> slots;
+  // Internal: one slot of per-worker scratch (states and chunk buffers) per thread, each starting
+  // on a 64-byte boundary. The chunked path's small Eigen products start their vectorised sums at
+  // the first aligned element, so a slot whose alignment changed from call to call (a plain
+  // vector is only 16-byte aligned) changed the summation order: results then differed by an ulp
+  // between calls, workspaces and threads. With fixed alignment they are bit-reproducible.
+  std::vector<T, xsimd::aligned_allocator<T, 64>> slots;
 };
 
 }  // namespace ssmkit
 
 namespace ssmkit::detail {
+
+/// A worker's slot of `values` elements, rounded up to whole 64-byte lines so that every slot of
+/// ssd_workspace::slots starts on a line (see there).
+template <class T>
+constexpr std::size_t ssd_slot_size(std::size_t values) noexcept {
+  constexpr std::size_t line = 64 / sizeof(T);
+  return (values + line - 1) / line * line;
+}
 
 /// Everything one SSD call needs, validated by the public entry point.
 template <class T>
@@ -534,7 +546,7 @@ void ssd_run(const ssd_problem<T>& pr, ssd_algorithm algorithm, std::size_t chun
     lay.n = n;
     lay.heads = std::min(hpg, max_heads);
     lay.pad = width_v<T, Arch>;
-    const std::size_t slot = lay.scratch();
+    const std::size_t slot = ssd_slot_size<T>(lay.scratch());
     if (ws.slots.size() < workers * slot) ws.slots.resize(workers * slot);
     T* slots = ws.slots.data();
     parallel_for(std::size_t{0}, workers, [&](std::size_t wk) {
@@ -550,7 +562,7 @@ void ssd_run(const ssd_problem<T>& pr, ssd_algorithm algorithm, std::size_t chun
   // L1 once per tile), so that the token-major rows of a tile, H·P elements apart, are touched by
   // every head while their pages and lines are fresh.
   constexpr std::size_t tile = 64;
-  const std::size_t slot = max_heads * p * n + ssd_recurrent_scratch(p, n);
+  const std::size_t slot = ssd_slot_size<T>(max_heads * p * n + ssd_recurrent_scratch(p, n));
   if (ws.slots.size() < workers * slot) ws.slots.resize(workers * slot);
   T* slots = ws.slots.data();
   parallel_for(std::size_t{0}, workers, [&](std::size_t wk) {
