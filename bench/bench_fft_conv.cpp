@@ -259,7 +259,8 @@ void fft_conv_rfft_pair_eigen(benchmark::State& state) {
 
 void shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"L", "H", "threads"});
-  for (const auto& lh : {std::pair<int, int>{1024, 512}, {4096, 512}, {16384, 256}, {65536, 128}, {10000, 256}}) {
+  for (const auto& lh :
+       {std::pair<int, int>{1024, 512}, {4096, 512}, {4096, 256}, {16384, 256}, {65536, 128}, {10000, 256}}) {
     b->Args({lh.first, lh.second, 1});
   }
   b->Args({16384, 250, 1});  // H not a multiple of the SIMD width

@@ -253,6 +253,17 @@ void check_scratch(const char* function, const tensor_view<T, 1>& scratch, std::
   require(scratch.stride(0) == 1, function, "scratch has stride ", scratch.stride(0), ", expected 1");
 }
 
+/// The four lane arrays of one group of a batched transform (the data pair and the work pair),
+/// `per` elements each, carved from a caller's scratch.
+template <class T>
+struct lane_arrays {
+  T* re;
+  T* im;
+  T* work_re;
+  T* work_im;
+  lane_arrays(T* p, std::size_t per) noexcept : re(p), im(p + per), work_re(p + 2 * per), work_im(p + 3 * per) {}
+};
+
 /// Columns per block of the gathers into (and scatters out of) the lane layout: a block writes
 /// (reads) lane_block * lanes consecutive T's of each lane array, which stay in L1 while the
 /// `lanes` rows are visited one after another, each read (written) contiguously.
@@ -422,10 +433,7 @@ class fft_plan {
     detail::check_shape(function, "y", y, {n});
     detail::check_data(function, "x", x);
     detail::check_data(function, "y", y);
-    detail::check_data(function, "scratch", scratch);
-    detail::require(scratch.extent(0) >= scratch_size(), function, "scratch has shape ",
-                    detail::format_shape(scratch.extents()), ", expected (>= ", scratch_size(), ")");
-    detail::require(scratch.stride(0) == 1, function, "scratch has stride ", scratch.stride(0), ", expected 1");
+    detail::check_scratch(function, scratch, scratch_size());
     T* re = scratch.data();
     T* im = re + n;
     T* wre = im + n;
@@ -452,10 +460,7 @@ class fft_plan {
     detail::check_data(function, "y", y);
     detail::check_scratch(function, scratch, batch_scratch_size<Arch>());
     const std::size_t per = n * lanes;
-    T* re = scratch.data();
-    T* im = re + per;
-    T* wre = im + per;
-    T* wim = wre + per;
+    const auto [re, im, wre, wim] = detail::lane_arrays<T>(scratch.data(), per);
     for (std::size_t first = 0; first < count; first += lanes) {
       const std::size_t active = std::min(lanes, count - first);
       if (active < lanes) {  // the padding lanes: zeros, not stale values (NaN, denormals)
@@ -624,20 +629,12 @@ class rfft_plan {
    */
   template <class Arch = default_arch>
   void forward(const_view<T, 2> x, tensor_view<complex_type, 2> X, tensor_view<T, 1> scratch) const {
-    const char* fn = "rfft_plan::forward";
     const std::size_t count = x.extent(0);
-    detail::check_shape(fn, "x", x, {count, n_});
-    detail::check_shape(fn, "X", X, {count, spectrum_size()});
-    detail::check_data(fn, "x", x);
-    detail::check_data(fn, "X", X);
-    detail::check_scratch(fn, scratch, batch_scratch_size<Arch>());
+    const auto [re, im, wre, wim] =
+        prepare_batch<Arch>("rfft_plan::forward", "x", x, n_, "X", X, spectrum_size(), scratch);
     constexpr std::size_t lanes = detail::width_v<T, Arch>;
     const std::size_t m = core_.size(), per = m * lanes, bins = spectrum_size();
     const bool even = n_ % 2 == 0;
-    T* re = scratch.data();
-    T* im = re + per;
-    T* wre = im + per;
-    T* wim = wre + per;
     for (std::size_t first = 0; first < count; first += lanes) {
       const std::size_t active = std::min(lanes, count - first);
       if (active < lanes || !even) {  // padding lanes, and the zero imaginary part of odd sizes
@@ -707,20 +704,12 @@ class rfft_plan {
   /// and errors as the batched forward.
   template <class Arch = default_arch>
   void backward(const_view<complex_type, 2> X, tensor_view<T, 2> x, tensor_view<T, 1> scratch) const {
-    const char* fn = "rfft_plan::backward";
     const std::size_t count = X.extent(0);
-    detail::check_shape(fn, "X", X, {count, spectrum_size()});
-    detail::check_shape(fn, "x", x, {count, n_});
-    detail::check_data(fn, "X", X);
-    detail::check_data(fn, "x", x);
-    detail::check_scratch(fn, scratch, batch_scratch_size<Arch>());
+    const auto [re, im, wre, wim] =
+        prepare_batch<Arch>("rfft_plan::backward", "X", X, spectrum_size(), "x", x, n_, scratch);
     constexpr std::size_t lanes = detail::width_v<T, Arch>;
     const std::size_t m = core_.size(), per = m * lanes, bins = spectrum_size();
     const bool even = n_ % 2 == 0;
-    T* re = scratch.data();
-    T* im = re + per;
-    T* wre = im + per;
-    T* wim = wre + per;
     for (std::size_t first = 0; first < count; first += lanes) {
       const std::size_t active = std::min(lanes, count - first);
       if (active < lanes) {
@@ -839,10 +828,22 @@ class rfft_plan {
   void check_common(const char* fn, const A& in, const B& out, tensor_view<T, 1> scratch) const {
     detail::check_data(fn, "input", in);
     detail::check_data(fn, "output", out);
-    detail::check_data(fn, "scratch", scratch);
-    detail::require(scratch.extent(0) >= scratch_size(), fn, "scratch has shape ",
-                    detail::format_shape(scratch.extents()), ", expected (>= ", scratch_size(), ")");
-    detail::require(scratch.stride(0) == 1, fn, "scratch has stride ", scratch.stride(0), ", expected 1");
+    detail::check_scratch(fn, scratch, scratch_size());
+  }
+
+  /// Validates a batched call, `in` (count, in_length) to `out` (count, out_length) with count =
+  /// in.extent(0), and carves the lane arrays of one group from the scratch.
+  template <class Arch, class In, class Out>
+  detail::lane_arrays<T> prepare_batch(const char* fn, const char* in_name, const In& in, std::size_t in_length,
+                                       const char* out_name, const Out& out, std::size_t out_length,
+                                       tensor_view<T, 1> scratch) const {
+    const std::size_t count = in.extent(0);
+    detail::check_shape(fn, in_name, in, {count, in_length});
+    detail::check_shape(fn, out_name, out, {count, out_length});
+    detail::check_data(fn, in_name, in);
+    detail::check_data(fn, out_name, out);
+    detail::check_scratch(fn, scratch, batch_scratch_size<Arch>());
+    return {scratch.data(), core_.size() * detail::width_v<T, Arch>};
   }
 
   std::size_t n_;
