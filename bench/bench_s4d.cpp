@@ -75,6 +75,18 @@ void s4d_kernel_exact(benchmark::State& state) { run<ssmkit::scalar>(state, true
 // each costs two complex reciprocals and (1 + rank)^2 = 4 conjugate-pair multiply-adds, about 56 flop ("fma" limit).
 // c_input: 1 = C~ given (the reference's runtime path after its first call), 0 = C given, which adds
 // the dense O(N^3 log L) C~ setup per channel.
+// Throughput and report tags of the DPLR kernel's implementations: items are (h, n, node) triples,
+// about 56 flop each (see s4d_dplr_kernel).
+void describe_dplr(benchmark::State& state, std::size_t H, std::size_t N2, std::size_t L, const char* c_input,
+                   const char* impl) {
+  const double hnk = double(H) * double(N2) * double(L / 2 + 1);
+  ssm_bench::set_throughput(state, hnk, double(H * L) * sizeof(float));
+  ssm_bench::describe(state,
+                      "s4 dplr kernel H=" + std::to_string(H) + " N/2=" + std::to_string(N2) +
+                          " L=" + std::to_string(L) + c_input,
+                      impl, "fma", 56 * hnk);
+}
+
 void s4d_dplr_kernel(benchmark::State& state) {
   const auto H = static_cast<std::size_t>(state.range(0)), N2 = static_cast<std::size_t>(state.range(1)),
              L = static_cast<std::size_t>(state.range(2));
@@ -104,12 +116,7 @@ void s4d_dplr_kernel(benchmark::State& state) {
     benchmark::DoNotOptimize(K.data());
     benchmark::ClobberMemory();
   }
-  const double hnk = double(H) * double(N2) * double(L / 2 + 1);
-  ssm_bench::set_throughput(state, hnk, double(H * L) * sizeof(float));
-  ssm_bench::describe(state,
-                      "s4 dplr kernel H=" + std::to_string(H) + " N/2=" + std::to_string(N2) +
-                          " L=" + std::to_string(L) + (tilde ? " C~" : " C"),
-                      "ssmkit", "fma", 56 * hnk);
+  describe_dplr(state, H, N2, L, tilde ? " C~" : " C", "ssmkit");
 }
 
 // The naive peer of s4d_dplr_kernel with C given: the reference's dense path, in double (Eigen),
@@ -138,12 +145,7 @@ void s4d_dplr_kernel_dense(benchmark::State& state) {
     benchmark::DoNotOptimize(K.data());
     benchmark::ClobberMemory();
   }
-  const double hnk = double(H) * double(N2) * double(L / 2 + 1);
-  ssm_bench::set_throughput(state, hnk, double(H * L) * sizeof(float));
-  ssm_bench::describe(state,
-                      "s4 dplr kernel H=" + std::to_string(H) + " N/2=" + std::to_string(N2) +
-                          " L=" + std::to_string(L) + " C",
-                      "dense-krylov", "fma", 56 * hnk);
+  describe_dplr(state, H, N2, L, " C", "dense-krylov");
 }
 
 // The S4D layer (s4d_layer.hpp), S4D-Lin, N = 64, one kernel channel, batch 1, float32:
