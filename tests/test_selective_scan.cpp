@@ -545,6 +545,43 @@ TEMPLATE_TEST_CASE("L decode steps equal the scan, and the step does not allocat
   }
 }
 
+TEST_CASE("a decode step splits one long channel row over 2 threads: serial result, double reference", "[decode]") {
+  // Mamba-1 without heads: one (batch, head) row of D channels, cut into pieces of 256 float
+  // channels (16 blocks of 16) that parallel_for shares out once there are enough of them. D = 1603:
+  // 7 pieces, the last one 67 channels with a partial block of 3. A channel run twice or skipped
+  // would leave the double reference; a race would leave the serial result.
+  const std::size_t D = 1603, N = 16;
+  const auto x = ssm_test::uniform<float>(D, -1, 1, 41), dt = ssm_test::uniform<float>(D, -3, 1, 42);
+  const auto z = ssm_test::uniform<float>(D, -2, 2, 43), bias = ssm_test::uniform<float>(D, -1, 0, 44);
+  const auto A = ssm_test::uniform<float>(D * N, -4, -0.5, 45), Dv = ssm_test::uniform<float>(D, -1, 1, 46);
+  const auto h0 = ssm_test::uniform<float>(D * N, -1, 1, 49);
+  std::vector<float> states[2] = {h0, h0}, outs[2] = {std::vector<float>(D), std::vector<float>(D)};
+  auto ref_state = widen(h0);
+  std::vector<double> ref_out;
+  for (std::uint32_t step = 0; step < 3; ++step) {  // the state carries from step to step
+    const auto B = ssm_test::uniform<float>(N, -1, 1, 47 + 10 * step), C = ssm_test::uniform<float>(N, -1, 1, 48 + 10 * step);
+    reference_state_update(ref_state, widen(x), widen(dt), widen(A), widen(B), widen(C), widen(Dv), widen(z),
+                           widen(bias), true, 1, 1, D, N, 1, ref_out);
+    for (const int threads : {1, 2}) {
+      ssmkit::selective_state_update_options<float, 3> o;
+      o.D = ssmkit::make_view(Dv.data(), D);
+      o.z = ssmkit::make_view(z.data(), 1, D);
+      o.dt_bias = ssmkit::make_view(bias.data(), D);
+      o.dt_softplus = true;
+      o.parallel.num_threads = threads;
+      ssmkit::selective_state_update(ssmkit::make_view(states[threads - 1].data(), 1, D, N), ssmkit::make_view(x.data(), 1, D),
+                                     ssmkit::make_view(dt.data(), 1, D), ssmkit::make_view(A.data(), D, N),
+                                     ssmkit::make_view(B.data(), 1, N), ssmkit::make_view(C.data(), 1, N),
+                                     ssmkit::make_view(outs[threads - 1].data(), 1, D), o);
+    }
+  }
+  CHECK(outs[0] == outs[1]);
+  CHECK(states[0] == states[1]);
+  const double tol = 3 * 8 * unit_roundoff<float>() * double(N + 4);  // three steps of the bound above
+  CHECK(ssm_test::max_rel_error(outs[1], ref_out) <= tol);
+  CHECK(ssm_test::max_rel_error(states[1], ref_state) <= tol);
+}
+
 TEST_CASE("NaN in, NaN out, and only where it reaches", "[selective_scan]") {
   scan_data<float> s;
   s.batch = 1;

@@ -89,7 +89,7 @@ inline constexpr bool has_fast_exp2_v =
 /// reduction t = k + f, |f| <= 1/2 (k by vrndscaleps, f = t - k exact), then 2^f = 1 + f q(f)
 /// with q of degree 4 (Lawson-weighted minimax of the relative error on [-1/2, 1/2]: 9.2e-8,
 /// 1.6e-7 evaluated in float), and vscalefps for 2^k. Ten instructions against detail::exp's
-/// fourteen plus the Δ a product; 1.6x its throughput. The clamp to ±200 keeps ±inf from making
+/// thirteen plus the Δ a product; 1.6x its throughput. The clamp to ±200 keeps ±inf from making
 /// inf - inf (2^±200 is already 0 or inf in float); max/min return their second operand when one
 /// is NaN, so NaN passes through. (vreduceps would give f without the clamp, but it is slower.)
 ///
@@ -308,38 +308,40 @@ inline void gather_chunk(const tensor_view<const T, 3>& src, std::size_t row, st
   }
 }
 
-/// The W row sums of W batches at once: lane c of the result is the sum of the lanes of rows[c].
-/// On AVX-512 float a transpose-and-add tree (unpack/add on 32- and 64-bit elements, then two
-/// 128-bit lane shuffle stages): 45 instructions for 16 rows, against about 8 per row for one
-/// horizontal reduction each. Elsewhere one reduce_add per row.
+/// Whether the row sums below have their AVX-512 float transpose-and-add tree for (T, Arch).
 template <class T, class Arch>
-inline batch_t<T, Arch> reduce_add_rows(const batch_t<T, Arch>* rows) noexcept {
-  constexpr std::size_t W = width_v<T, Arch>;
+inline constexpr bool has_row_sum_tree_v =
 #if XSIMD_WITH_AVX512F
-  if constexpr (!is_scalar_v<Arch> && std::is_base_of_v<xsimd::avx512f, Arch> && std::is_same_v<T, float>) {
-    // a[i], per 128-bit lane: [r(2i)_0 + r(2i)_2, r(2i+1)_0 + r(2i+1)_2, r(2i)_1 + r(2i)_3, r(2i+1)_1 + r(2i+1)_3]
-    __m512 a[8], b[4], c[2];
-    for (int i = 0; i < 8; ++i) {
-      const __m512 x = rows[2 * i], y = rows[2 * i + 1];
-      a[i] = _mm512_add_ps(_mm512_unpacklo_ps(x, y), _mm512_unpackhi_ps(x, y));
-    }
-    // b[i], 128-bit lane j: the partial sums over lane group j of rows 4i .. 4i + 3.
-    for (int i = 0; i < 4; ++i) {
-      const __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
-      b[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
-    }
-    // Sum the four lane groups: pairs of 128-bit lanes, twice.
-    for (int i = 0; i < 2; ++i) {
-      c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
-                           _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
-    }
-    return _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
-  }
+    !is_scalar_v<Arch> && std::is_base_of_v<xsimd::avx512f, Arch> && std::is_same_v<T, float>;
+#else
+    false;
 #endif
-  alignas(64) T sums[W];
-  for (std::size_t r = 0; r < W; ++r) sums[r] = detail::reduce_add(rows[r]);
-  return detail::load<Arch>(sums);
+
+#if XSIMD_WITH_AVX512F
+/// The first stage of the row-sum tree for rows x * c and y * c, with the multiply by c fused:
+/// per 128-bit lane [x0 c0 + x2 c2, y0 c0 + y2 c2, x1 c1 + x3 c3, y1 c1 + y3 c3], from
+/// unpacklo(x c, y c) = unpacklo(x, y) unpacklo(c, c) (and the same for unpackhi).
+inline __m512 row_pair_sums(__m512 x, __m512 y, __m512 c_lo, __m512 c_hi) noexcept {
+  return _mm512_fmadd_ps(_mm512_unpacklo_ps(x, y), c_lo, _mm512_mul_ps(_mm512_unpackhi_ps(x, y), c_hi));
 }
+
+/// The rest of the tree over the 8 results of row_pair_sums for rows 0..15: lane c of the result is
+/// the sum of row c's lanes.
+inline __m512 row_sums_from_pairs(const __m512* a) noexcept {
+  // b[i], 128-bit lane j: the partial sums over lane group j of rows 4i .. 4i + 3.
+  __m512 b[4], c[2];
+  for (int i = 0; i < 4; ++i) {
+    const __m512d x = _mm512_castps_pd(a[2 * i]), y = _mm512_castps_pd(a[2 * i + 1]);
+    b[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+  // Sum the four lane groups: pairs of 128-bit lanes, twice.
+  for (int i = 0; i < 2; ++i) {
+    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
+  }
+  return _mm512_add_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xdd));
+}
+#endif
 
 /// dst(row, d0 + c, t0 + t) = src[t * W + c] (the inverse of gather_chunk).
 template <class T, class Arch>
@@ -699,6 +701,10 @@ inline T state_row(std::size_t N, T dtp, T dxp, T* s, std::ptrdiff_t ss, const T
   return y;
 }
 
+/// Blocks of W channels per group of the decode step's passes (state_update_head): 16 blocks,
+/// 3 KiB of stack for the per-channel values.
+inline constexpr std::size_t decode_group = 16;
+
 /// Loads `count` <= W values with stride `stride` into a batch, zero-padding the other lanes.
 template <class T, class Arch>
 inline batch_t<T, Arch> load_lanes(const T* p, std::ptrdiff_t stride, std::size_t count) noexcept {
@@ -709,13 +715,56 @@ inline batch_t<T, Arch> load_lanes(const T* p, std::ptrdiff_t stride, std::size_
   return detail::load<Arch>(lanes);
 }
 
+/// The decode step of W channels whose state rows hold exactly W = N states (Mamba-1's N = 16 in
+/// float on AVX-512): channel c's row s_c <- exp(dte_c a_c) s_c + dxb_c b is one register, and
+/// lane c of the result is y_c = Σ_n s_c,n c_n. The channels are unrolled at compile time, with the
+/// exp chosen at compile time, so that the exp constants stay in registers and the out-of-order
+/// core overlaps the exp chains of neighbouring channels (a run-time loop with the choice inside
+/// ran at half the speed). The W row sums are a transpose-and-add tree (45 instructions for 16 rows
+/// against about 8 per row for one horizontal sum each) whose first stage takes each pair of
+/// channels as soon as it is ready, with the multiply by c fused into it.
+template <bool Fast, class T, class Arch>
+inline batch_t<T, Arch> state_block(const T* dte, const T* dxb, T* rows, std::ptrdiff_t row_stride, const T* arows,
+                                    std::ptrdiff_t a_stride, const batch_t<T, Arch>& bv,
+                                    const batch_t<T, Arch>& cv) noexcept {
+  using V = batch_t<T, Arch>;
+  constexpr std::size_t W = width_v<T, Arch>;
+  const auto row_update = [&](std::size_t c) {
+    T* row = rows + static_cast<std::ptrdiff_t>(c) * row_stride;
+    const V x = V(dte[c]) * detail::load<Arch>(arows + static_cast<std::ptrdiff_t>(c) * a_stride);
+    const V decay = Fast ? fast_exp2<T, Arch>(x) : detail::exp(x);
+    const V next = detail::fma(decay, detail::load<Arch>(row), V(dxb[c]) * bv);
+    detail::store(row, next);
+    return next;
+  };
+#if XSIMD_WITH_AVX512F
+  if constexpr (has_row_sum_tree_v<T, Arch>) {
+    const __m512 c_lo = _mm512_unpacklo_ps(cv, cv), c_hi = _mm512_unpackhi_ps(cv, cv);
+    __m512 pairs[W / 2];
+    static_for<W / 2>([&](auto i) { pairs[i] = row_pair_sums(row_update(2 * i), row_update(2 * i + 1), c_lo, c_hi); });
+    return row_sums_from_pairs(pairs);
+  }
+#endif
+  alignas(64) T sums[W];
+  static_for<W>([&](auto c) { sums[c] = detail::reduce_add(row_update(c) * cv); });
+  return detail::load<Arch>(sums);
+}
+
 /// The decode step of one (batch, head) row over the P channels, in blocks of W channels so
 /// that softplus, the D skip and the silu gate are vectorised across channels. Pointers are
 /// formed from strides directly: view::operator() in this loop cost a quarter of the time.
+///
+/// The channels run in groups of decode_group blocks, in three passes: (1) dt (bias, softplus)
+/// and dt x of every channel of the group, (2) the state rows, (3) the D skip and the gate. Block
+/// by block, the state rows of a block waited for its softplus (a chain of ~40 dependent
+/// instructions and a division) and the out-of-order window could not reach the next block's:
+/// that latency, once per block, was a third of the step.
 template <class T, class Arch>
-void state_update_head(const state_update_problem<T>& p, std::size_t b, std::size_t hd) noexcept {
+void state_update_head(const state_update_problem<T>& p, std::size_t b, std::size_t hd, std::size_t c_begin,
+                       std::size_t c_end) noexcept {
   using V = batch_t<T, Arch>;
   constexpr std::size_t W = width_v<T, Arch>;
+  constexpr std::size_t group = decode_group * W;
   const std::size_t H = p.state.extent(1), P = p.state.extent(2), N = p.state.extent(3);
   if (P == 0) return;
   // (i, j, ...) of a view, from its first two strides.
@@ -739,66 +788,76 @@ void state_update_head(const state_update_problem<T>& p, std::size_t b, std::siz
   const T* cp = N == 0 ? nullptr : at(p.C, b, gc);
   const std::ptrdiff_t ss_c = p.state.stride(2), ss_n = p.state.stride(3), sa_c = p.A.stride(1), sa_n = p.A.stride(2);
   const std::ptrdiff_t sb = p.B.stride(2), sc = p.C.stride(2);
-  for (std::size_t p0 = 0; p0 < P; p0 += W) {
-    const std::size_t count = std::min(W, P - p0);
-    const auto off = [p0](std::ptrdiff_t stride) { return static_cast<std::ptrdiff_t>(p0) * stride; };
-    const V xv = load_lanes<T, Arch>(xr + off(sx), sx, count);
-    V dtv = load_lanes<T, Arch>(dtr + off(sdt), sdt, count);
-    if (biasr) dtv = dtv + load_lanes<T, Arch>(biasr + off(sbias), sbias, count);
-    if (p.softplus) dtv = detail::softplus(dtv);
-    // dte: the exponent's dt, times log2 e for the fast exp (fast_exp2 takes base-2 exponents).
-    alignas(64) T dte[W], dxb[W], yb[W] = {};
-    detail::store(dte, p.fast_exp ? dtv * V(T(1.44269504088896340736)) : dtv);
-    detail::store(dxb, dtv * xv);
-    if (N == W && W > 1 && ss_n == 1 && sa_n == 1 && sb == 1 && sc == 1) {
-      // Mamba-1's N = 16 in float on AVX-512: one register per channel, and a straight-line body
-      // so that the exp constants are hoisted out of the channel loop.
-      // The W products state * C of the block's channels are summed by one reduction tree.
-      const V bv = detail::load<Arch>(bp), cv = detail::load<Arch>(cp);
-      std::array<V, W> products;
-      for (std::size_t c = 0; c < W; ++c) {
-        if (c >= count) {
-          products[c] = V(T(0));
-          continue;
+  const bool one_register_rows = N == W && W > 1 && ss_n == 1 && sa_n == 1 && sb == 1 && sc == 1;
+  const auto off = [](std::size_t p0, std::ptrdiff_t stride) { return static_cast<std::ptrdiff_t>(p0) * stride; };
+  // dte: the exponent's dt, times log2 e for the fast exp (fast_exp2 takes base-2 exponents).
+  alignas(64) T dte[group], dxb[group], yb[group];
+  for (std::size_t g0 = c_begin; g0 < c_end; g0 += group) {
+    const std::size_t g_end = std::min(c_end, g0 + group);
+    for (std::size_t p0 = g0; p0 < g_end; p0 += W) {  // pass 1: dt and dt x
+      const std::size_t count = std::min(W, P - p0);
+      V dtv = load_lanes<T, Arch>(dtr + off(p0, sdt), sdt, count);
+      if (biasr) dtv = dtv + load_lanes<T, Arch>(biasr + off(p0, sbias), sbias, count);
+      if (p.softplus) dtv = detail::softplus(dtv);
+      detail::store(dte + (p0 - g0), p.fast_exp ? dtv * V(T(1.44269504088896340736)) : dtv);
+      detail::store(dxb + (p0 - g0), dtv * load_lanes<T, Arch>(xr + off(p0, sx), sx, count));
+    }
+    for (std::size_t p0 = g0; p0 < g_end; p0 += W) {  // pass 2: the state rows
+      const std::size_t count = std::min(W, P - p0);
+      const T* dtg = dte + (p0 - g0);
+      const T* dxg = dxb + (p0 - g0);
+      T* yg = yb + (p0 - g0);
+      if (one_register_rows && count == W) {
+        // Mamba-1's N = 16 in float on AVX-512: one register per channel (see state_block).
+        const V bv = detail::load<Arch>(bp), cv = detail::load<Arch>(cp);
+        T* rows = sr + off(p0, ss_c);
+        const T* arows = ar + off(p0, sa_c);
+        detail::store(yg, p.fast_exp ? state_block<true, T, Arch>(dtg, dxg, rows, ss_c, arows, sa_c, bv, cv)
+                                     : state_block<false, T, Arch>(dtg, dxg, rows, ss_c, arows, sa_c, bv, cv));
+      } else {
+        for (std::size_t c = 0; c < count; ++c) {
+          const std::size_t ch = p0 + c;
+          yg[c] = N == 0 ? T(0)
+                         : state_row<T, Arch>(N, dtg[c], dxg[c], sr + off(ch, ss_c), ss_n, ar + off(ch, sa_c), sa_n,
+                                              bp, sb, cp, sc, p.fast_exp);
         }
-        const auto ch = static_cast<std::ptrdiff_t>(p0 + c);
-        T* sc_row = sr + ch * ss_c;
-        const V x = V(dte[c]) * detail::load<Arch>(ar + ch * sa_c);
-        const V next = detail::fma(p.fast_exp ? fast_exp2<T, Arch>(x) : detail::exp(x), detail::load<Arch>(sc_row),
-                                   V(dxb[c]) * bv);
-        detail::store(sc_row, next);
-        products[c] = next * cv;
-      }
-      detail::store(yb, reduce_add_rows<T, Arch>(products.data()));
-    } else {
-      for (std::size_t c = 0; c < count && N != 0; ++c) {
-        const auto ch = static_cast<std::ptrdiff_t>(p0 + c);
-        yb[c] = state_row<T, Arch>(N, dte[c], dxb[c], sr + ch * ss_c, ss_n, ar + ch * sa_c, sa_n, bp, sb, cp, sc,
-                                   p.fast_exp);
       }
     }
-    V y = detail::load<Arch>(yb);
-    if (dr) y = detail::fma(load_lanes<T, Arch>(dr + off(sd), sd, count), xv, y);
-    if (zr) y = y * detail::silu(load_lanes<T, Arch>(zr + off(sz), sz, count));
-    if (so == 1 && count == W) {
-      detail::store(outr + off(so), y);
-    } else {
-      detail::store(yb, y);
-      for (std::size_t c = 0; c < count; ++c) outr[static_cast<std::ptrdiff_t>(p0 + c) * so] = yb[c];
+    for (std::size_t p0 = g0; p0 < g_end; p0 += W) {  // pass 3: out = (y + D x) silu(z)
+      const std::size_t count = std::min(W, P - p0);
+      T* yg = yb + (p0 - g0);
+      V y = count == W ? detail::load<Arch>(yg) : load_lanes<T, Arch>(yg, 1, count);
+      if (dr) y = detail::fma(load_lanes<T, Arch>(dr + off(p0, sd), sd, count),
+                              load_lanes<T, Arch>(xr + off(p0, sx), sx, count), y);
+      if (zr) y = y * detail::silu(load_lanes<T, Arch>(zr + off(p0, sz), sz, count));
+      if (so == 1 && count == W) {
+        detail::store(outr + off(p0, so), y);
+      } else {
+        alignas(64) T lanes[W];
+        detail::store(lanes, y);
+        for (std::size_t c = 0; c < count; ++c) outr[off(p0 + c, so)] = lanes[c];
+      }
     }
   }
 }
 
 template <class T, class Arch>
 void selective_state_update_run(const state_update_problem<T>& p, const parallel_options& options) {
-  const std::size_t batch = p.state.extent(0), H = p.state.extent(1);
-  const std::size_t per_head = std::max<std::size_t>(1, p.state.extent(2) * p.state.extent(3));
+  const std::size_t batch = p.state.extent(0), H = p.state.extent(1), P = p.state.extent(2), N = p.state.extent(3);
+  // Pieces of one (batch, head) row's channels, one decode_group each, so that a single row
+  // (Mamba-1 without heads: H = 1, P = d_inner) can use several threads too.
+  constexpr std::size_t piece = decode_group * width_v<T, Arch>;
+  const std::size_t pieces_per_row = std::max<std::size_t>(1, (P + piece - 1) / piece);
+  const std::size_t per_piece = std::max<std::size_t>(1, std::min(P, piece) * N);
   parallel_options run_options = options;
-  // A decode step is microseconds: split only where each piece has ~256 Ki state updates.
+  // A decode step is microseconds: split only where each thread gets ~8 Ki state updates (a few
+  // microseconds, against about one for the parallel region).
   run_options.min_block = std::max<std::ptrdiff_t>(options.min_block,
-                                                   static_cast<std::ptrdiff_t>((std::size_t{1} << 18) / per_head + 1));
-  parallel_for(std::size_t{0}, batch * H, [&](std::size_t i) { state_update_head<T, Arch>(p, i / H, i % H); },
-               run_options);
+                                                   static_cast<std::ptrdiff_t>((std::size_t{1} << 13) / per_piece + 1));
+  parallel_for(std::size_t{0}, batch * H * pieces_per_row, [&](std::size_t i) {
+    const std::size_t row = i / pieces_per_row, first = (i % pieces_per_row) * piece;
+    state_update_head<T, Arch>(p, row / H, row % H, first, std::min(P, first + piece));
+  }, run_options);
 }
 
 }  // namespace ssmkit::detail
