@@ -155,6 +155,7 @@ void selective_scan_complex(benchmark::State& state) {
 template <class Arch>
 void selective_scan_decode(benchmark::State& state) {
   const auto dim = static_cast<std::size_t>(state.range(0));
+  const auto threads = static_cast<int>(state.range(1));
   auto h = ssm_bench::uniform<float>(dim * nstate, -1, 1, 1);
   const auto x = ssm_bench::uniform<float>(dim, -1, 1, 2), dt = ssm_bench::uniform<float>(dim, -4, 0, 3);
   const auto z = ssm_bench::uniform<float>(dim, -2, 2, 4), bias = ssm_bench::uniform<float>(dim, -4, -2, 5);
@@ -166,7 +167,7 @@ void selective_scan_decode(benchmark::State& state) {
   o.z = ssmkit::make_view(z.data(), 1, dim);
   o.dt_bias = ssmkit::make_view(bias.data(), dim);
   o.dt_softplus = true;
-  o.parallel.num_threads = 1;
+  o.parallel.num_threads = threads;
   for (auto _ : state) {
     ssmkit::selective_state_update<float, Arch>(
         ssmkit::make_view(h.data(), 1, dim, nstate), ssmkit::make_view(x.data(), 1, dim),
@@ -178,7 +179,7 @@ void selective_scan_decode(benchmark::State& state) {
   }
   ssm_bench::set_throughput(state, double(dim * nstate), 4.0 * double(2 * dim * nstate + 6 * dim));
   ssm_bench::describe(state, "selective_state_update D=" + std::to_string(dim) + " N=16",
-                      ssmkit::is_scalar_v<Arch> ? "ssmkit-scalar" : "ssmkit", "exp", double(dim * nstate));
+                      ssmkit::is_scalar_v<Arch> ? "ssmkit-scalar" : "ssmkit", "exp", double(dim * nstate), threads);
 }
 
 /// The exp throughputs that bound the scan, over an L1-resident buffer, n exps per iteration:
@@ -242,5 +243,6 @@ BENCHMARK(selective_scan_varlen)->ArgNames({"dim", "L", "seqs"})->Args({1536, 20
 BENCHMARK_TEMPLATE(selective_scan_complex, ssmkit::default_arch)->ArgNames({"dim", "L"})->Args({1536, 2048})->UseRealTime();
 BENCHMARK_TEMPLATE(selective_scan_complex, ssmkit::scalar)->ArgNames({"dim", "L"})->Args({1536, 128})->UseRealTime();
 
-BENCHMARK_TEMPLATE(selective_scan_decode, ssmkit::default_arch)->ArgName("dim")->Arg(1536)->Arg(4096);
-BENCHMARK_TEMPLATE(selective_scan_decode, ssmkit::scalar)->ArgName("dim")->Arg(1536);
+BENCHMARK_TEMPLATE(selective_scan_decode, ssmkit::default_arch)->ArgNames({"dim", "threads"})
+    ->Args({1536, 1})->Args({1536, 2})->Args({4096, 1})->Args({4096, 2})->UseRealTime();
+BENCHMARK_TEMPLATE(selective_scan_decode, ssmkit::scalar)->ArgNames({"dim", "threads"})->Args({1536, 1});

@@ -158,6 +158,38 @@ inline void ssd_prefetch(const T* row, std::ptrdiff_t stride, std::size_t n) noe
 #endif
 }
 
+/// The kernels hold a head's state as (n, p), p contiguous (row k at src + k ld); the API's is
+/// (p, n). These copy between the two in blocks of 16 columns i, so that each line of the (n, p)
+/// side is touched once per block instead of once per column (a column-by-column copy through
+/// view::operator() was 4% of a chunked scan at p 64, n 128).
+/// state(b, h, i, k) = src[k ld + i].
+template <class T>
+void ssd_store_state(const tensor_view<T, 4>& state, std::size_t b, std::size_t h, const T* src, std::size_t ld) noexcept {
+  const std::size_t p = state.extent(2), n = state.extent(3);
+  const std::ptrdiff_t si = state.stride(2), sk = state.stride(3);
+  T* dst = state.data() + static_cast<std::ptrdiff_t>(b) * state.stride(0) + static_cast<std::ptrdiff_t>(h) * state.stride(1);
+  for (std::size_t i0 = 0; i0 < p; i0 += 16)
+    for (std::size_t k = 0; k < n; ++k)
+      for (std::size_t i = i0; i < std::min(p, i0 + 16); ++i)
+        dst[static_cast<std::ptrdiff_t>(i) * si + static_cast<std::ptrdiff_t>(k) * sk] = src[k * ld + i];
+}
+
+/// dst[k ld + i] = state(b, h, i, k), or 0 when `state` is empty (no initial state).
+template <class T>
+void ssd_load_state(T* dst, std::size_t ld, const tensor_view<const T, 4>& state, std::size_t b, std::size_t h,
+                    std::size_t p, std::size_t n) noexcept {
+  if (state.empty()) {
+    for (std::size_t k = 0; k < n; ++k) std::fill(dst + k * ld, dst + k * ld + p, T(0));
+    return;
+  }
+  const std::ptrdiff_t si = state.stride(2), sk = state.stride(3);
+  const T* src = state.data() + static_cast<std::ptrdiff_t>(b) * state.stride(0) + static_cast<std::ptrdiff_t>(h) * state.stride(1);
+  for (std::size_t i0 = 0; i0 < p; i0 += 16)
+    for (std::size_t k = 0; k < n; ++k)
+      for (std::size_t i = i0; i < std::min(p, i0 + 16); ++i)
+        dst[k * ld + i] = src[static_cast<std::ptrdiff_t>(i) * si + static_cast<std::ptrdiff_t>(k) * sk];
+}
+
 /// dst = factor · src over n contiguous elements (dst may be src).
 template <class T, class Arch>
 inline void ssd_scale(T* dst, const T* src, T factor, std::size_t n) noexcept {
@@ -291,18 +323,6 @@ void ssd_prefetch_rows(const ssd_problem<T>& pr, std::size_t b, std::size_t h, s
 // ------------------------------------------------------------------------------------------------
 // Chunked scan
 
-/// Eigen's GEMM starts its own OpenMP team for large products unless it already runs inside one
-/// (Eigen/src/Core/products/Parallelizer.h), which would bypass parallel_for and its thread count.
-/// It never does for a destination whose MaxRowsAtCompileTime is at most 32. So a product
-/// D = L · R (D row-major, rows × cols) is computed as column panels of at most 32 columns, each
-/// written as the column-major product Dᵀ[c0:c1, :] = R[:, c0:c1]ᵀ · Lᵀ through a map with 32
-/// rows at most. Panels split the wide operand (the run's H·P columns): only the small one (B, C
-/// or M, Q × N or Q × Q) is packed again per panel.
-constexpr std::size_t ssd_panel = 32;
-template <class T>
-using ssd_panel_map = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor,
-                                               static_cast<int>(ssd_panel), Eigen::Dynamic>,
-                                 Eigen::Unaligned, Eigen::OuterStride<>>;
 template <class T>
 using ssd_const_map = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
                                  Eigen::Unaligned, Eigen::OuterStride<>>;
@@ -317,21 +337,51 @@ ssd_const_map<T> ssd_cmap(const T* data, std::size_t rows, std::size_t cols, std
           Eigen::OuterStride<>(static_cast<Eigen::Index>(ld))};
 }
 
-/// dst (rows × cols, row-major, leading dimension ld) = or += lhs · rhs, in column panels.
-template <class T, class Lhs, class Rhs>
-void ssd_gemm(T* dst, std::size_t rows, std::size_t cols, std::size_t ld, const Lhs& lhs, const Rhs& rhs,
-              bool accumulate) {
-  const auto lhs_t = lhs.transpose();
-  for (std::size_t c0 = 0; c0 < cols; c0 += ssd_panel) {
-    const std::size_t cc = std::min(ssd_panel, cols - c0);
-    ssd_panel_map<T> panel(dst + c0, static_cast<Eigen::Index>(cc), static_cast<Eigen::Index>(rows),
-                           Eigen::OuterStride<>(static_cast<Eigen::Index>(ld)));
-    const auto rhs_t = rhs.middleCols(static_cast<Eigen::Index>(c0), static_cast<Eigen::Index>(cc)).transpose();
-    if (accumulate) {
-      panel.noalias() += rhs_t * lhs_t;
-    } else {
-      panel.noalias() = rhs_t * lhs_t;
-    }
+/// A GEMM operand: its data, its leading dimension and whether it is stored row-major.
+template <class T>
+struct ssd_operand {
+  const T* data;
+  std::size_t ld;
+  bool row_major;
+};
+
+/// ssd_gemm for fixed storage orders.
+template <int LhsOrder, int RhsOrder, class T>
+void ssd_gemm_kernel(T* dst, std::size_t rows, std::size_t cols, std::size_t depth, std::size_t ld,
+                     const ssd_operand<T>& lhs, const ssd_operand<T>& rhs) {
+  using Index = Eigen::Index;
+  using product = Eigen::internal::general_matrix_matrix_product<Index, T, LhsOrder, false, T, RhsOrder, false,
+                                                                 Eigen::RowMajor, 1>;
+  Eigen::internal::gemm_blocking_space<Eigen::RowMajor, T, T, Eigen::Dynamic, Eigen::Dynamic, Eigen::Dynamic> blocking(
+      static_cast<Index>(rows), static_cast<Index>(cols), static_cast<Index>(depth), 1, true);
+  product::run(static_cast<Index>(rows), static_cast<Index>(cols), static_cast<Index>(depth), lhs.data,
+               static_cast<Index>(lhs.ld), rhs.data, static_cast<Index>(rhs.ld), dst, 1, static_cast<Index>(ld), T(1),
+               blocking, nullptr);
+}
+
+/// dst (rows × cols, row-major, leading dimension ld) = or += lhs · rhs, one Eigen GEMM.
+///
+/// Eigen's product expressions start their own OpenMP team for large products unless they already
+/// run inside one (Eigen/src/Core/products/Parallelizer.h), which would bypass parallel_for and its
+/// thread count. So the product goes straight to the kernel that those expressions call,
+/// internal::general_matrix_matrix_product::run with no parallel info: the same packing and
+/// blocking, on the calling thread. (Its signature is the same in Eigen 3.4 and Eigen 5.) Column
+/// panels of at most 32 columns through 32-row maps, which Eigen never threads, did the same at
+/// 65 GFLOP/s against 80 for one product at Q 64, N 128, H·P 1536 here: each panel packed the
+/// small operand again and ran a narrow kernel.
+template <class T>
+void ssd_gemm(T* dst, std::size_t rows, std::size_t cols, std::size_t depth, std::size_t ld, const ssd_operand<T>& lhs,
+              const ssd_operand<T>& rhs, bool accumulate) {
+  if (rows == 0 || cols == 0) return;
+  if (!accumulate)
+    for (std::size_t i = 0; i < rows; ++i) std::fill(dst + i * ld, dst + i * ld + cols, T(0));
+  if (depth == 0) return;
+  if (lhs.row_major) {
+    if (rhs.row_major) ssd_gemm_kernel<Eigen::RowMajor, Eigen::RowMajor>(dst, rows, cols, depth, ld, lhs, rhs);
+    else ssd_gemm_kernel<Eigen::RowMajor, Eigen::ColMajor>(dst, rows, cols, depth, ld, lhs, rhs);
+  } else {
+    if (rhs.row_major) ssd_gemm_kernel<Eigen::ColMajor, Eigen::RowMajor>(dst, rows, cols, depth, ld, lhs, rhs);
+    else ssd_gemm_kernel<Eigen::ColMajor, Eigen::ColMajor>(dst, rows, cols, depth, ld, lhs, rhs);
   }
 }
 
@@ -376,10 +426,7 @@ void ssd_chunked_run(const ssd_problem<T>& pr, const ssd_chunk_layout& lay, std:
   T* drow = zrow + p;
   const bool has_z = !pr.z.empty();
 
-  for (std::size_t k = 0; k < n; ++k)
-    for (std::size_t hh = 0; hh < H; ++hh)
-      for (std::size_t i = 0; i < p; ++i)
-        st[k * W + hh * p + i] = pr.initial_states.empty() ? T(0) : pr.initial_states(b, h0 + hh, i, k);
+  for (std::size_t hh = 0; hh < H; ++hh) ssd_load_state(st + hh * p, W, pr.initial_states, b, h0 + hh, p, n);
   bool zero_state = pr.initial_states.empty();
 
   for (std::size_t t0 = 0; t0 < pr.length; t0 += Q) {
@@ -395,14 +442,13 @@ void ssd_chunked_run(const ssd_problem<T>& pr, const ssd_chunk_layout& lay, std:
           if (has_z) ssd_prefetch(ssd_ptr(pr.z, b, t, h, 0), pr.z.stride(3), p);
         }
     }
-    const auto bm = ssd_cmap(bc, q, n, n);
-    const auto cm = ssd_cmap(cc, q, n, n);
-    ssd_gemm(gm, q, q, Q, cm, bm.transpose(), false);  // G = C Bᵀ, shared by the run's heads
+    const ssd_operand<T> c_rows{cc, n, true}, b_transposed{bc, n, false};  // C (q × N), Bᵀ (N × q)
+    ssd_gemm(gm, q, q, n, Q, c_rows, b_transposed, false);  // G = C Bᵀ, shared by the run's heads
     // Inter-chunk: Y = C S_prevᵀ for every head at once (scaled per head below).
     if (zero_state) {
       std::fill(y, y + q * W, T(0));
     } else {
-      ssd_gemm(y, q, W, W, cm, ssd_cmap(st, n, W, W), false);
+      ssd_gemm(y, q, W, n, W, c_rows, ssd_operand<T>{st, W, true}, false);
     }
 
     for (std::size_t hh = 0; hh < H; ++hh) {
@@ -442,9 +488,6 @@ void ssd_chunked_run(const ssd_problem<T>& pr, const ssd_chunk_layout& lay, std:
       ssd_map<T> yh(y + hh * p, static_cast<Eigen::Index>(q), static_cast<Eigen::Index>(p),
                     Eigen::OuterStride<>(static_cast<Eigen::Index>(W)));
       yh.noalias() += ssd_cmap(m, q, q, Q).template triangularView<Eigen::Lower>() * ssd_cmap(xd + hh * p, q, p, W);
-      // The chunk's total decay, exp(Σ a), scales this head's columns of the state.
-      const T chunk_decay = std::exp(r[0]);
-      for (std::size_t k = 0; k < n; ++k) ssd_scale<T, Arch>(st + k * W + hh * p, st + k * W + hh * p, chunk_decay, p);
       // X_j ← exp(Σ_{k>j} a_k) X_j for the state update.
       for (std::size_t j = 0; j < q; ++j) ssd_scale<T, Arch>(xd + j * W + hh * p, xd + j * W + hh * p, wh[j], p);
     }
@@ -460,16 +503,18 @@ void ssd_chunked_run(const ssd_problem<T>& pr, const ssd_chunk_layout& lay, std:
                               pr.out.stride(3));
       }
     }
-    // State passing: Sᵀ = exp(Σ a) Sᵀ + Bᵀ (decay-to-end ∘ X), every head at once.
-    ssd_gemm(st, n, W, W, bm.transpose(), ssd_cmap(xd, q, W, W), true);
+    // State passing: Sᵀ = exp(Σ a) Sᵀ + Bᵀ (decay-to-end ∘ X), every head at once. The chunk's
+    // total decay of head hh, exp(Σ a), is its last ecum. Row by row over all heads: one
+    // sequential pass (head by head, the rows W apart made this pass 11% of the scan).
+    for (std::size_t k = 0; k < n; ++k)
+      for (std::size_t hh = 0; hh < H; ++hh)
+        ssd_scale<T, Arch>(st + k * W + hh * p, st + k * W + hh * p, ecum[hh * Q + q - 1], p);
+    ssd_gemm(st, n, W, q, W, b_transposed, ssd_operand<T>{xd, W, true}, true);
     zero_state = false;
   }
 
-  if (!pr.final_states.empty()) {
-    for (std::size_t hh = 0; hh < H; ++hh)
-      for (std::size_t i = 0; i < p; ++i)
-        for (std::size_t k = 0; k < n; ++k) pr.final_states(b, h0 + hh, i, k) = st[k * W + hh * p + i];
-  }
+  if (!pr.final_states.empty())
+    for (std::size_t hh = 0; hh < H; ++hh) ssd_store_state(pr.final_states, b, h0 + hh, st + hh * p, W);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -569,12 +614,7 @@ void ssd_run(const ssd_problem<T>& pr, ssd_algorithm algorithm, std::size_t chun
     T* states = slots + wk * slot;
     T* work = states + max_heads * p * n;
     for_runs(wk, [&](std::size_t b, std::size_t h0, std::size_t h1) {
-      for (std::size_t h = h0; h < h1; ++h) {
-        T* st = states + (h - h0) * p * n;
-        for (std::size_t i = 0; i < p; ++i)
-          for (std::size_t k = 0; k < n; ++k)
-            st[k * p + i] = pr.initial_states.empty() ? T(0) : pr.initial_states(b, h, i, k);
-      }
+      for (std::size_t h = h0; h < h1; ++h) ssd_load_state(states + (h - h0) * p * n, p, pr.initial_states, b, h, p, n);
       for (std::size_t t0 = 0; t0 < pr.length; t0 += tile) {
         const std::size_t t1 = std::min(pr.length, t0 + tile);
         for (std::size_t h = h0; h < h1; ++h) {
@@ -587,13 +627,8 @@ void ssd_run(const ssd_problem<T>& pr, ssd_algorithm algorithm, std::size_t chun
           ssd_recurrent_tile<T, Arch>(pr, b, h, t0, t1, states + (h - h0) * p * n, work);
         }
       }
-      if (!pr.final_states.empty()) {
-        for (std::size_t h = h0; h < h1; ++h) {
-          const T* st = states + (h - h0) * p * n;
-          for (std::size_t i = 0; i < p; ++i)
-            for (std::size_t k = 0; k < n; ++k) pr.final_states(b, h, i, k) = st[k * p + i];
-        }
-      }
+      if (!pr.final_states.empty())
+        for (std::size_t h = h0; h < h1; ++h) ssd_store_state(pr.final_states, b, h, states + (h - h0) * p * n, p);
     });
   }, worker_options);
 }
