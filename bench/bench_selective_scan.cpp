@@ -3,8 +3,10 @@
 // runs next to the scalar one; exp_bound measures, in this binary, the vector exp throughput that
 // bounds the scan (one exp per state update; ../shared/perf gives 8.1 G exp/s per core).
 //
-// Peers on this machine kind (../shared/perf): ggml's Mamba-1 ssm_scan 0.28 G updates/s (dim 1536,
-// L 2048, 180.7 ms), its decode 88.8 us; PyTorch selective_scan_ref 909 ms.
+// Peers: ggml's Mamba-1 ssm_scan and its decode run in the same binary when it is configured with
+// SSMKIT_BENCH_GGML (peers/ggml_ssm.cpp; ggml's op leaves out dt_bias, D and z, so its rows are a
+// lower bound on its cost). On the reference machine (../shared/perf): ggml 0.28 G updates/s (dim
+// 1536, L 2048, 180.7 ms), decode 88.8 us; PyTorch selective_scan_ref 909 ms.
 #include <complex>
 #include <cstddef>
 #include <cstdint>
@@ -215,11 +217,38 @@ void selective_scan_exp(benchmark::State& state) {
                       "exp", double(n));
 }
 
+/// The scan's register tiles alone (detail::scan_tile_run: 16 states as two tiles of 8, one chunk
+/// of 64 tokens, 16 channels) on L1-resident buffers, with no gather, softplus, gate or scatter
+/// around them: the ceiling of the whole scan on this machine. range(0): 1 for the fast exp.
+void selective_scan_tile(benchmark::State& state) {
+  using arch = ssmkit::default_arch;
+  constexpr std::size_t w = ssmkit::detail::width_v<float, arch>, tokens = ssmkit::detail::chunk_tokens;
+  constexpr std::size_t tile = 8;
+  const bool fast = state.range(0) != 0;
+  const auto dt = ssm_bench::uniform<float>(tokens * w, 0.001, 0.1, 1), du = ssm_bench::uniform<float>(tokens * w, -0.1, 0.1, 2);
+  const auto b = ssm_bench::uniform<float>(tokens * ssmkit::detail::max_state_tile, -1, 1, 3);
+  const auto c = ssm_bench::uniform<float>(tokens * ssmkit::detail::max_state_tile, -1, 1, 4);
+  std::vector<float> a(nstate * w), h(nstate * w, 0.0f), y(tokens * w);
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = -float(i / w + 1) * (fast ? 1.44269504f : 1.0f);
+  for (auto _ : state) {
+    for (std::size_t n0 = 0; n0 < nstate; n0 += tile)
+      ssmkit::detail::scan_tile_run<tile, float, arch>(fast, false, false, tokens, dt.data(), du.data(), y.data(), n0 > 0,
+                                                       a.data() + n0 * w, h.data() + n0 * w, b.data() + n0, c.data() + n0);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const double updates = double(tokens * w * nstate);
+  ssm_bench::set_throughput(state, updates, 0);
+  ssm_bench::describe(state, "selective_scan register tiles, L1-resident, N=16", fast ? "ssmkit fast exp" : "ssmkit", "exp",
+                      updates);
+}
+
 }  // namespace
 
 BENCHMARK_TEMPLATE(selective_scan_exp, exp_kind::xsimd)->ArgName("n")->Arg(4096);
 BENCHMARK_TEMPLATE(selective_scan_exp, exp_kind::ssmkit)->ArgName("n")->Arg(4096);
 BENCHMARK_TEMPLATE(selective_scan_exp, exp_kind::fast)->ArgName("n")->Arg(4096);
+BENCHMARK(selective_scan_tile)->ArgName("fast")->Arg(0)->Arg(1);
 
 BENCHMARK_TEMPLATE(selective_scan, ssmkit::default_arch, variant::channel_major)
     ->ArgNames({"dim", "L", "threads"})

@@ -5,8 +5,9 @@
 //              recurrence's own count, used for both algorithms so that the figures compare)
 //              against the FMA peak measured in the same run (limits_fma in bench_limits.cpp;
 //              267 GFLOP/s per core on an idle reference machine, ../shared/perf/README.md).
-// Peer (same machine kind): ggml's Mamba-2 ssm_scan, 35.5-52.1 ms at d_inner 1536, L 2048, and
-// 22.7 µs per decode token.
+// Peer: ggml's Mamba-2 ssm_scan and its decode run in the same binary when it is configured with
+// SSMKIT_BENCH_GGML (peers/ggml_ssm.cpp). On the reference machine (../shared/perf): 35.5-52.1 ms
+// at d_inner 1536, L 2048, and 22.7 µs per decode token.
 #include <string>
 #include <vector>
 
