@@ -158,6 +158,7 @@ template <class Arch>
 void selective_scan_decode(benchmark::State& state) {
   const auto dim = static_cast<std::size_t>(state.range(0));
   const auto threads = static_cast<int>(state.range(1));
+  const bool fast_exp = state.range(2) != 0;
   auto h = ssm_bench::uniform<float>(dim * nstate, -1, 1, 1);
   const auto x = ssm_bench::uniform<float>(dim, -1, 1, 2), dt = ssm_bench::uniform<float>(dim, -4, 0, 3);
   const auto z = ssm_bench::uniform<float>(dim, -2, 2, 4), bias = ssm_bench::uniform<float>(dim, -4, -2, 5);
@@ -170,6 +171,7 @@ void selective_scan_decode(benchmark::State& state) {
   o.dt_bias = ssmkit::make_view(bias.data(), dim);
   o.dt_softplus = true;
   o.parallel.num_threads = threads;
+  o.fast_exp = fast_exp;
   for (auto _ : state) {
     ssmkit::selective_state_update<float, Arch>(
         ssmkit::make_view(h.data(), 1, dim, nstate), ssmkit::make_view(x.data(), 1, dim),
@@ -181,7 +183,8 @@ void selective_scan_decode(benchmark::State& state) {
   }
   ssm_bench::set_throughput(state, double(dim * nstate), 4.0 * double(2 * dim * nstate + 6 * dim));
   ssm_bench::describe(state, "selective_state_update D=" + std::to_string(dim) + " N=16",
-                      ssmkit::is_scalar_v<Arch> ? "ssmkit-scalar" : "ssmkit", "exp", double(dim * nstate), threads);
+                      std::string(ssmkit::is_scalar_v<Arch> ? "ssmkit-scalar" : "ssmkit") + (fast_exp ? " fast exp" : ""),
+                      "exp", double(dim * nstate), threads);
 }
 
 /// The exp throughputs that bound the scan, over an L1-resident buffer, n exps per iteration:
@@ -272,6 +275,6 @@ BENCHMARK(selective_scan_varlen)->ArgNames({"dim", "L", "seqs"})->Args({1536, 20
 BENCHMARK_TEMPLATE(selective_scan_complex, ssmkit::default_arch)->ArgNames({"dim", "L"})->Args({1536, 2048})->UseRealTime();
 BENCHMARK_TEMPLATE(selective_scan_complex, ssmkit::scalar)->ArgNames({"dim", "L"})->Args({1536, 128})->UseRealTime();
 
-BENCHMARK_TEMPLATE(selective_scan_decode, ssmkit::default_arch)->ArgNames({"dim", "threads"})
-    ->Args({1536, 1})->Args({1536, 2})->Args({4096, 1})->Args({4096, 2})->UseRealTime();
-BENCHMARK_TEMPLATE(selective_scan_decode, ssmkit::scalar)->ArgNames({"dim", "threads"})->Args({1536, 1});
+BENCHMARK_TEMPLATE(selective_scan_decode, ssmkit::default_arch)->ArgNames({"dim", "threads", "fast"})
+    ->ArgsProduct({{1536, 4096}, {1, 2}, {0, 1}})->UseRealTime();
+BENCHMARK_TEMPLATE(selective_scan_decode, ssmkit::scalar)->ArgNames({"dim", "threads", "fast"})->Args({1536, 1, 0});
