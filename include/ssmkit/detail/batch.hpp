@@ -99,9 +99,8 @@ inline scalar_batch<T> select(bool condition, scalar_batch<T> a, scalar_batch<T>
 /// gradual underflow to subnormals) without the compares and blends of xsimd's exp: 13 instructions
 /// instead of 21, and the scans spend much of their time here. The error is within 0.92 ulp over
 /// every float in [-104, 89] with a normal result (measured; tested at 2 ulp), and rounding to
-/// nearest keeps it unbiased around x = 0⁻, where a
-/// scan's decay factors live. Double on AVX-512 takes the same scheme with a degree-13 polynomial.
-/// Elsewhere it is xsimd's exp.
+/// nearest keeps it unbiased around x = 0⁻, where a scan's decay factors live. Double on AVX-512
+/// takes the same scheme with a degree-13 polynomial. Elsewhere it is xsimd's exp.
 template <class T, class A>
 inline xsimd::batch<T, A> exp(const xsimd::batch<T, A>& x) noexcept {
 #if XSIMD_WITH_AVX512F
