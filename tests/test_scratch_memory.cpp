@@ -216,9 +216,10 @@ std::size_t selective_scan_bytes(std::size_t D, std::size_t N, std::size_t group
 /// A worker's slot rounded up to whole 64-byte lines (every slot starts on a line).
 std::size_t whole_lines(std::size_t bytes) { return (bytes + 63) / 64 * 64; }
 
-/// ssd_scan recurrent, one worker: the states of all its B·H heads plus 6P + 2N values.
+/// ssd_scan recurrent, one worker: the states of all its B·H heads plus the rows of a pass of 4
+/// tokens (dx, y, x, B, C each) and the z and D rows: 4 (3P + 2N) + 2P values.
 std::size_t ssd_recurrent_bytes(std::size_t B, std::size_t H, std::size_t P, std::size_t N) {
-  return whole_lines((B * H * P * N + 6 * P + 2 * N) * sizeof(T));
+  return whole_lines((B * H * P * N + 4 * (3 * P + 2 * N) + 2 * P) * sizeof(T));
 }
 
 /// ssd_scan chunked, one worker: Q = min(chunk, L), h = min(H/G, B·H) heads of a group,
