@@ -159,19 +159,32 @@ inline void ssd_prefetch(const T* row, std::ptrdiff_t stride, std::size_t n) noe
 }
 
 /// The kernels hold a head's state as (n, p), p contiguous (row k at src + k ld); the API's is
-/// (p, n). These copy between the two in blocks of 16 columns i, so that each line of the (n, p)
-/// side is touched once per block instead of once per column (a column-by-column copy through
-/// view::operator() was 4% of a chunked scan at p 64, n 128).
+/// (p, n). ssd_copy_state copies between the two, dst(i, k) = src(i, k) for i < p, k < n with any
+/// strides, in blocks of 16 columns i, so that each line of the (n, p) side is touched once per
+/// block instead of once per column (a column-by-column copy through view::operator() was 4% of a
+/// chunked scan at p 64, n 128).
+template <class T>
+void ssd_copy_state(T* dst, std::ptrdiff_t dst_i, std::ptrdiff_t dst_k, const T* src, std::ptrdiff_t src_i,
+                    std::ptrdiff_t src_k, std::size_t p, std::size_t n) noexcept {
+  for (std::size_t i0 = 0; i0 < p; i0 += 16)
+    for (std::size_t k = 0; k < n; ++k)
+      for (std::size_t i = i0; i < std::min(p, i0 + 16); ++i) {
+        const auto ii = static_cast<std::ptrdiff_t>(i), kk = static_cast<std::ptrdiff_t>(k);
+        dst[ii * dst_i + kk * dst_k] = src[ii * src_i + kk * src_k];
+      }
+}
+
+/// The (p, n) state of head h of batch b in a (batch, h, p, n) view.
+template <class T>
+T* ssd_head_state(const tensor_view<T, 4>& state, std::size_t b, std::size_t h) noexcept {
+  return state.data() + static_cast<std::ptrdiff_t>(b) * state.stride(0) + static_cast<std::ptrdiff_t>(h) * state.stride(1);
+}
+
 /// state(b, h, i, k) = src[k ld + i].
 template <class T>
 void ssd_store_state(const tensor_view<T, 4>& state, std::size_t b, std::size_t h, const T* src, std::size_t ld) noexcept {
-  const std::size_t p = state.extent(2), n = state.extent(3);
-  const std::ptrdiff_t si = state.stride(2), sk = state.stride(3);
-  T* dst = state.data() + static_cast<std::ptrdiff_t>(b) * state.stride(0) + static_cast<std::ptrdiff_t>(h) * state.stride(1);
-  for (std::size_t i0 = 0; i0 < p; i0 += 16)
-    for (std::size_t k = 0; k < n; ++k)
-      for (std::size_t i = i0; i < std::min(p, i0 + 16); ++i)
-        dst[static_cast<std::ptrdiff_t>(i) * si + static_cast<std::ptrdiff_t>(k) * sk] = src[k * ld + i];
+  ssd_copy_state(ssd_head_state(state, b, h), state.stride(2), state.stride(3), src, 1, static_cast<std::ptrdiff_t>(ld),
+                 state.extent(2), state.extent(3));
 }
 
 /// dst[k ld + i] = state(b, h, i, k), or 0 when `state` is empty (no initial state).
@@ -182,12 +195,8 @@ void ssd_load_state(T* dst, std::size_t ld, const tensor_view<const T, 4>& state
     for (std::size_t k = 0; k < n; ++k) std::fill(dst + k * ld, dst + k * ld + p, T(0));
     return;
   }
-  const std::ptrdiff_t si = state.stride(2), sk = state.stride(3);
-  const T* src = state.data() + static_cast<std::ptrdiff_t>(b) * state.stride(0) + static_cast<std::ptrdiff_t>(h) * state.stride(1);
-  for (std::size_t i0 = 0; i0 < p; i0 += 16)
-    for (std::size_t k = 0; k < n; ++k)
-      for (std::size_t i = i0; i < std::min(p, i0 + 16); ++i)
-        dst[k * ld + i] = src[static_cast<std::ptrdiff_t>(i) * si + static_cast<std::ptrdiff_t>(k) * sk];
+  ssd_copy_state(dst, 1, static_cast<std::ptrdiff_t>(ld), ssd_head_state(state, b, h), state.stride(2),
+                 state.stride(3), p, n);
 }
 
 /// dst = factor · src over n contiguous elements (dst may be src).
