@@ -159,7 +159,7 @@ void selective_scan_decode(benchmark::State& state) {
   const auto dim = static_cast<std::size_t>(state.range(0));
   const auto threads = static_cast<int>(state.range(1));
   const bool fast_exp = state.range(2) != 0;
-  auto h = ssm_bench::uniform<float>(dim * nstate, -1, 1, 1);
+  auto h = ssm_bench::aligned_uniform<float>(dim * nstate, -1, 1, 1);  // updated in place (common.hpp)
   const auto x = ssm_bench::uniform<float>(dim, -1, 1, 2), dt = ssm_bench::uniform<float>(dim, -4, 0, 3);
   const auto z = ssm_bench::uniform<float>(dim, -2, 2, 4), bias = ssm_bench::uniform<float>(dim, -4, -2, 5);
   const auto B = ssm_bench::uniform<float>(nstate, -1, 1, 6), C = ssm_bench::uniform<float>(nstate, -1, 1, 7);

@@ -19,7 +19,8 @@ namespace {
 
 struct ssd_data {
   std::size_t h, p = 64, n = 128, L;
-  std::vector<float> x, dt, A, B, C, D, z, dt_bias, out, state;
+  std::vector<float> x, dt, A, B, C, D, z, dt_bias, out;
+  ssmkit::aligned_vector<float> state;  // updated in place: on cache lines, as an engine's (common.hpp)
   ssd_data(std::size_t heads, std::size_t length) : h(heads), L(length) {
     x = ssm_bench::uniform<float>(L * h * p, -1, 1, 1);
     dt = ssm_bench::uniform<float>(L * h, -4, -1, 2);
@@ -92,7 +93,7 @@ void ssd_decode(benchmark::State& state) {
   opt.z = ssmkit::make_view(d.z, 1, d.h, d.p);
   opt.dt_bias = ssmkit::make_view(d.dt_bias, d.h);
   opt.dt_softplus = true;
-  d.state = ssm_bench::uniform<float>(d.h * d.p * d.n, -1, 1, 9);
+  d.state = ssm_bench::aligned_uniform<float>(d.h * d.p * d.n, -1, 1, 9);
   for (auto _ : state) {
     ssmkit::ssd_step<float, Arch>(ssmkit::make_view(d.state, 1, d.h, d.p, d.n), ssmkit::make_view(d.x, 1, d.h, d.p),
                                   ssmkit::make_view(d.dt, 1, d.h), ssmkit::make_view(d.A, d.h),

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include <ssmkit/backend.hpp>
+
 namespace ssm_bench {
 
 /// True in `ssmkit-bench --quick` (set once by main before any benchmark runs). Peers with a slow
@@ -36,6 +38,16 @@ std::vector<T> uniform(std::size_t n, double lo, double hi, std::uint32_t seed =
   std::vector<T> v(n);
   for (auto& x : v) x = static_cast<T>(dist(gen));
   return v;
+}
+
+/// uniform(), in a buffer that starts on a 64-byte line (ssmkit::aligned_vector). Inference engines
+/// hand kernels tensors on cache lines (PyTorch's CPU allocator aligns to 64 bytes); a large
+/// std::vector starts 16 bytes past one. The decode benchmarks keep the state they update in place
+/// in such a buffer, as the mixers do.
+template <class T>
+ssmkit::aligned_vector<T> aligned_uniform(std::size_t n, double lo, double hi, std::uint32_t seed = 42) {
+  const std::vector<T> v = uniform<T>(n, lo, hi, seed);
+  return ssmkit::aligned_vector<T>(v.begin(), v.end());
 }
 
 /// Sets items/s and bytes/s from per-iteration counts.

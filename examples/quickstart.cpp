@@ -13,10 +13,9 @@ int main() {
 
   // ... seen channel-major (batch, D, L), as mamba's kernels index them: no copy, only strides.
   auto channels = tokens.transposed(1, 2);
-  std::printf("token-major %s -> channel-major %s, strides (%td, %td, %td)\n",
-              ssmkit::detail::format_shape(tokens.extents()).c_str(),
-              ssmkit::detail::format_shape(channels.extents()).c_str(), channels.stride(0), channels.stride(1),
-              channels.stride(2));
+  std::printf("token-major (%zu, %zu, %zu) -> channel-major (%zu, %zu, %zu), strides (%td, %td, %td)\n",
+              tokens.extent(0), tokens.extent(1), tokens.extent(2), channels.extent(0), channels.extent(1),
+              channels.extent(2), channels.stride(0), channels.stride(1), channels.stride(2));
 
   // An elementwise kernel on the best backend this file was compiled for, and on the scalar one.
   auto out = ssmkit::make_view(y, batch, length, dim);

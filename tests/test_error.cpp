@@ -1,9 +1,11 @@
 // ssmkit::error and the checking helpers.
+#include <array>
 #include <stdexcept>
 #include <vector>
 
 #include <ssmkit/error.hpp>
 
+#include "allocation_counter.hpp"
 #include "catch_compat.hpp"
 #include "test_support.hpp"
 
@@ -24,7 +26,19 @@ TEST_CASE("require throws only when the condition fails", "[errors]") {
 }
 
 TEST_CASE("format_shape writes tuples", "[errors]") {
-  CHECK(ssmkit::detail::format_shape(std::vector<int>{}) == "()");
-  CHECK(ssmkit::detail::format_shape(std::vector<int>{7}) == "(7)");
-  CHECK(ssmkit::detail::format_shape(std::array<std::size_t, 3>{2, 64, 100}) == "(2, 64, 100)");
+  CHECK(ssmkit::detail::format_shape(std::vector<int>{}).str() == "()");
+  CHECK(ssmkit::detail::format_shape(std::vector<int>{7}).str() == "(7)");
+  CHECK(ssmkit::detail::format_shape(std::array<std::size_t, 3>{2, 64, 100}).str() == "(2, 64, 100)");
+  CHECK(ssmkit::detail::concat("x has shape ", ssmkit::detail::format_shape(std::array<std::size_t, 2>{3, 4})) ==
+        "x has shape (3, 4)");
+}
+
+TEST_CASE("a check that passes formats no shape and allocates nothing", "[errors]") {
+  // A shape text longer than any small-string buffer: formatting it would allocate.
+  const std::array<std::size_t, 4> extents{123456789, 123456789, 123456789, 123456789};
+  ssm_test::allocation_scope scope;
+  ssmkit::detail::require(true, "ssd_step", "B has shape ", ssmkit::detail::format_shape(extents), ", expected (1, G, 128)");
+  CHECK(scope.allocations() == 0);
+  CHECK(ssm_test::error_of([&] { ssmkit::detail::require(false, "f", "x has shape ", ssmkit::detail::format_shape(extents)); }) ==
+        "f: x has shape (123456789, 123456789, 123456789, 123456789)");
 }

@@ -10,6 +10,7 @@
 // So |got - exact| <= c · u · (N + Q + 2 L) · abs_t, with c = 4 covering the input rounding
 // (dt·x, dt·A, softplus) and the gate. Comparing two computed results doubles it.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -539,6 +540,63 @@ TEST_CASE("ssd_step equals the scan, token by token, without allocating", "[ssd]
 #else
     (void)allocations;  // not counted under sanitizers (their allocator takes operator new's place)
 #endif
+  }
+}
+
+TEST_CASE("ssd_step: the same bits wherever the state, B and C start, and with strided B and C", "[ssd]") {
+  // The step copies B and C into aligned buffers when n <= 512 (so a strided B takes the vector
+  // path too) and reads the state rows wherever they start: none of it may change a bit of the
+  // result. n = 33 has a scalar tail; n = 520 is past the copy, where strided B and C take the
+  // plain loop (checked against the contiguous run within rounding).
+  using T = float;
+  for (const std::size_t n : {std::size_t{16}, std::size_t{33}, std::size_t{128}, std::size_t{520}}) {
+    const std::size_t h = 3, p = 9;
+    const auto init = ssm_test::uniform<T>(h * p * n, -1, 1, 7), x = ssm_test::uniform<T>(h * p, -1, 1, 8);
+    const auto dt = ssm_test::uniform<T>(h, -3, 0, 9), A = ssm_test::uniform<T>(h, -4, -1, 10);
+    const auto Bs = ssm_test::uniform<T>(n, -1, 1, 11), Cs = ssm_test::uniform<T>(n, -1, 1, 12);
+    ssmkit::ssd_step_options<T> o;
+    o.dt_softplus = true;
+    // One step with the state `state_offset` floats and B, C `bc_offset` floats past a 64-byte line.
+    const auto run = [&](std::size_t state_offset, std::size_t bc_offset, std::size_t bc_stride) {
+      ssmkit::aligned_vector<T> state(init.size() + 16), bc(2 * (n * bc_stride + 16));
+      std::copy(init.begin(), init.end(), state.begin() + std::ptrdiff_t(state_offset));
+      T* b = bc.data() + bc_offset;
+      T* c = b + n * bc_stride;
+      for (std::size_t k = 0; k < n; ++k) {
+        b[k * bc_stride] = Bs[k];
+        c[k * bc_stride] = Cs[k];
+      }
+      const std::array<std::ptrdiff_t, 3> bc_strides{std::ptrdiff_t(n * bc_stride), std::ptrdiff_t(n * bc_stride),
+                                                     std::ptrdiff_t(bc_stride)};
+      std::vector<T> out(h * p);
+      ssmkit::ssd_step<T>(make_view(state.data() + state_offset, 1, h, p, n), make_view(x, 1, h, p),
+                          make_view(dt, 1, h), make_view(A, h),
+                          ssmkit::tensor_view<const T, 3>(b, {1, 1, n}, bc_strides),
+                          ssmkit::tensor_view<const T, 3>(c, {1, 1, n}, bc_strides), make_view(out, 1, h, p), o, {1});
+      out.insert(out.end(), state.begin() + std::ptrdiff_t(state_offset),
+                 state.begin() + std::ptrdiff_t(state_offset + init.size()));
+      return out;
+    };
+    const auto base = run(0, 0, 1);
+    for (const std::size_t state_offset : {1, 4, 7, 12})
+      for (const std::size_t bc_offset : {0, 3, 8})
+        for (const std::size_t bc_stride : {1, 2}) {
+          INFO("n " << n << ", state offset " << state_offset << ", B/C offset " << bc_offset << ", stride "
+                    << bc_stride);
+          const auto got = run(state_offset, bc_offset, bc_stride);
+          if (n <= 512 || bc_stride == 1) {
+            CHECK(got == base);
+          } else {
+            // The state is elementwise, the same bits; each y_i = Σ_k s_ik c_k is summed in another
+            // order, within n u Σ_k |s_ik c_k|.
+            CHECK(std::equal(got.begin() + std::ptrdiff_t(h * p), got.end(), base.begin() + std::ptrdiff_t(h * p)));
+            for (std::size_t i = 0; i < h * p; ++i) {
+              double terms = 0;
+              for (std::size_t k = 0; k < n; ++k) terms += std::abs(double(base[h * p + i * n + k]) * Cs[k]);
+              CHECK(std::abs(double(got[i]) - base[i]) <= double(n) * 0x1p-24 * terms);
+            }
+          }
+        }
   }
 }
 

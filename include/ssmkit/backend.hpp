@@ -12,6 +12,7 @@
 /// README section "Runtime dispatch".
 
 #include <type_traits>
+#include <vector>
 
 #include <ssmkit/config.hpp>
 #include <ssmkit/detail/simd.hpp>
@@ -24,6 +25,13 @@ struct scalar {
   static constexpr bool supported() noexcept { return true; }
   static constexpr bool available() noexcept { return true; }
 };
+
+/// A std::vector whose storage starts on a 64-byte cache line (a large plain std::vector starts
+/// 16 bytes past one, after glibc's chunk header). The mixers keep their recurrent states in one:
+/// a decode step reads and writes every state row, and rows split over two lines made the SSD
+/// step 1.15x slower.
+template <class T>
+using aligned_vector = std::vector<T, xsimd::aligned_allocator<T, 64>>;
 
 /// True for the scalar backend.
 template <class Arch>

@@ -8,6 +8,7 @@
 ///   `selective_scan: delta has shape (2, 64, 100), expected (2, 64, 128)`.
 
 #include <cstddef>
+#include <ostream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -33,17 +34,31 @@ std::string concat(const Parts&... parts) {
   return out.str();
 }
 
-/// Formats extents as a tuple: "(2, 64, 100)"; "()" for rank 0.
+/// Extents to be written as a tuple, "(2, 64, 100)" ("()" for rank 0), when streamed into a message.
+/// Formatting waits for the stream: `require(ok, fn, "x has shape ", format_shape(x.extents()))`
+/// formats nothing unless it throws, so a successful check costs no string and no allocation
+/// (the decode steps validate every call and promise not to allocate).
 template <class Extents>
-std::string format_shape(const Extents& extents) {
-  std::string text = "(";
-  bool first = true;
-  for (const auto extent : extents) {
-    if (!first) text += ", ";
-    text += std::to_string(extent);
-    first = false;
+struct shape_text {
+  Extents extents;
+
+  std::string str() const {
+    std::string text = "(";
+    bool first = true;
+    for (const auto extent : extents) {
+      if (!first) text += ", ";
+      text += std::to_string(extent);
+      first = false;
+    }
+    return text + ")";
   }
-  return text + ")";
+  friend std::ostream& operator<<(std::ostream& out, const shape_text& shape) { return out << shape.str(); }
+};
+
+/// The extents as a lazily formatted tuple (shape_text); a copy, so it may outlive its argument.
+template <class Extents>
+shape_text<Extents> format_shape(const Extents& extents) {
+  return {extents};
 }
 
 /// Throws `ssmkit::error` with "<function>: <message parts...>".

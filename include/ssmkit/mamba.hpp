@@ -84,9 +84,10 @@ struct mamba_workspace {
 template <class T>
 struct mamba_state {
   std::size_t batch = 0;
-  std::vector<T> conv;                  ///< (B, d_conv - 1, d_inner): the last inputs of the conv, channels contiguous
-  std::vector<T> ssm;                   ///< (B, d_inner, d_state)
-  std::vector<T> xz, x, dbl, delta, y;  ///< step scratch
+  // Every buffer starts on a cache line (aligned_vector), as in mamba2_state.
+  aligned_vector<T> conv;                  ///< (B, d_conv - 1, d_inner): the last inputs of the conv, channels contiguous
+  aligned_vector<T> ssm;                   ///< (B, d_inner, d_state)
+  aligned_vector<T> xz, x, dbl, delta, y;  ///< step scratch
 };
 
 /// One Mamba-1 mixer. Immutable after construction: forward and step are const and may run on

@@ -347,10 +347,10 @@ void ssd_step(tensor_view<T, 4> state, const_view<T, 3> x, const_view<T, 2> dt, 
   if (tasks == 0 || p == 0) return;
   const std::size_t heads_per_group = heads / groups;
   parallel_options step_options = parallel;
-  // A token of d_inner 1536 at N = 128 takes about 17 µs on one thread, bound by the L2 bandwidth
-  // to its 768 KiB state; on two threads each core streams half the state from its own L2. A
-  // fork/join costs about a microsecond: split when each thread gets at least 32 Ki state updates
-  // (about 3 µs).
+  // A token of d_inner 1536 at N = 128 takes about 15 µs on one thread: three FMA-port operations
+  // per state element (decay multiply, input FMA, output FMA) while its 768 KiB state is read and
+  // written through L2; on two threads each core keeps half the state in its own L2. A fork/join
+  // costs about a microsecond: split when each thread gets at least 32 Ki state updates (~3 µs).
   step_options.min_block = std::max<std::ptrdiff_t>(
       parallel.min_block, static_cast<std::ptrdiff_t>((std::size_t{1} << 15) / std::max<std::size_t>(1, p * n) + 1));
   parallel_for(std::size_t{0}, tasks, [&](std::size_t task) {
