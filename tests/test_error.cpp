@@ -37,8 +37,11 @@ TEST_CASE("a check that passes formats no shape and allocates nothing", "[errors
   // A shape text longer than any small-string buffer: formatting it would allocate.
   const std::array<std::size_t, 4> extents{123456789, 123456789, 123456789, 123456789};
   ssm_test::allocation_scope scope;
-  ssmkit::detail::require(true, "ssd_step", "B has shape ", ssmkit::detail::format_shape(extents), ", expected (1, G, 128)");
+  ssmkit::detail::require(true, "ssd_step", "B has shape ", ssmkit::detail::format_shape(extents),
+                          ", expected (1, G, 128)");
   CHECK(scope.allocations() == 0);
-  CHECK(ssm_test::error_of([&] { ssmkit::detail::require(false, "f", "x has shape ", ssmkit::detail::format_shape(extents)); }) ==
+  CHECK(ssm_test::error_of([&] {
+          ssmkit::detail::require(false, "f", "x has shape ", ssmkit::detail::format_shape(extents));
+        }) ==
         "f: x has shape (123456789, 123456789, 123456789, 123456789)");
 }

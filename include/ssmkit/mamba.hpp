@@ -85,7 +85,7 @@ template <class T>
 struct mamba_state {
   std::size_t batch = 0;
   // Every buffer starts on a cache line (aligned_vector), as in mamba2_state.
-  aligned_vector<T> conv;                  ///< (B, d_conv - 1, d_inner): the last inputs of the conv, channels contiguous
+  aligned_vector<T> conv;                  ///< (B, d_conv - 1, d_inner): the conv's last inputs, channels contiguous
   aligned_vector<T> ssm;                   ///< (B, d_inner, d_state)
   aligned_vector<T> xz, x, dbl, delta, y;  ///< step scratch
 };

@@ -84,6 +84,30 @@ inline constexpr bool has_fast_exp2_v =
     false;
 #endif
 
+#if XSIMD_WITH_AVX512DQ
+/// fast_exp2 (below) on K AVX-512 float registers in place, each step issued for all K before the
+/// next, as detail::exp_lockstep does for the accurate exp.
+template <std::size_t... J>
+SSMKIT_ALWAYS_INLINE void fast_exp2_lockstep(__m512* x, std::index_sequence<J...>) noexcept {
+  __m512 k[sizeof...(J)], f[sizeof...(J)], q[sizeof...(J)];
+  const auto horner = [&](float c) { ((q[J] = _mm512_fmadd_ps(q[J], f[J], _mm512_set1_ps(c))), ...); };
+  ((x[J] = _mm512_min_ps(_mm512_set1_ps(200.0f), _mm512_max_ps(_mm512_set1_ps(-200.0f), x[J]))), ...);
+  ((k[J] = _mm512_roundscale_ps(x[J], _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)), ...);
+  ((f[J] = _mm512_sub_ps(x[J], k[J])), ...);
+  ((q[J] = _mm512_set1_ps(0x1.5bba22p-10f)), ...);
+  horner(0x1.3cea92p-7f);
+  horner(0x1.c6b754p-5f);
+  horner(0x1.ebf9bcp-3f);
+  horner(0x1.62e42ap-1f);
+  ((x[J] = _mm512_scalef_ps(_mm512_fmadd_ps(f[J], q[J], _mm512_set1_ps(1.0f)), k[J])), ...);
+}
+
+template <std::size_t K>
+SSMKIT_ALWAYS_INLINE void fast_exp2_lockstep(__m512 (&x)[K]) noexcept {
+  fast_exp2_lockstep(x, std::make_index_sequence<K>());
+}
+#endif
+
 /// 2^t, the "fast exp" of the scan (selective_scan_options::fast_exp): the scan passes
 /// t = Δ (a log2 e), with a log2 e rounded once per channel and state. Round-to-nearest
 /// reduction t = k + f, |f| <= 1/2 (k by vrndscaleps, f = t - k exact), then 2^f = 1 + f q(f)
@@ -102,15 +126,9 @@ template <class T, class Arch>
 inline batch_t<T, Arch> fast_exp2(const batch_t<T, Arch>& x) noexcept {
 #if XSIMD_WITH_AVX512DQ
   if constexpr (has_fast_exp2_v<T, Arch>) {
-    const __m512 t = _mm512_min_ps(_mm512_set1_ps(200.0f), _mm512_max_ps(_mm512_set1_ps(-200.0f), x));
-    const __m512 k = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 f = _mm512_sub_ps(t, k);
-    __m512 q = _mm512_set1_ps(0x1.5bba22p-10f);
-    q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0x1.3cea92p-7f));
-    q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0x1.c6b754p-5f));
-    q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0x1.ebf9bcp-3f));
-    q = _mm512_fmadd_ps(q, f, _mm512_set1_ps(0x1.62e42ap-1f));
-    return _mm512_scalef_ps(_mm512_fmadd_ps(f, q, _mm512_set1_ps(1.0f)), k);
+    __m512 v[1] = {x};
+    fast_exp2_lockstep(v);
+    return v[0];
   }
 #endif
   return detail::exp(x * batch_t<T, Arch>(T(0.693147180559945309417)));
@@ -729,24 +747,50 @@ inline batch_t<T, Arch> state_block(const T* dte, const T* dxb, T* rows, std::pt
                                     const batch_t<T, Arch>& cv) noexcept {
   using V = batch_t<T, Arch>;
   constexpr std::size_t W = width_v<T, Arch>;
-  const auto row_update = [&](std::size_t c) {
+  const auto exponent = [&](std::size_t c) {
+    return V(dte[c]) * detail::load<Arch>(arows + static_cast<std::ptrdiff_t>(c) * a_stride);
+  };
+  const auto row_update = [&](std::size_t c, const V& decay) {
     T* row = rows + static_cast<std::ptrdiff_t>(c) * row_stride;
-    const V x = V(dte[c]) * detail::load<Arch>(arows + static_cast<std::ptrdiff_t>(c) * a_stride);
-    const V decay = Fast ? fast_exp2<T, Arch>(x) : detail::exp(x);
     const V next = detail::fma(decay, detail::load<Arch>(row), V(dxb[c]) * bv);
     detail::store(row, next);
     return next;
   };
 #if XSIMD_WITH_AVX512F
   if constexpr (has_row_sum_tree_v<T, Arch>) {
+    // Four rows at a time with their exps in lockstep (exp_lockstep: 1.05x).
     const __m512 c_lo = _mm512_unpacklo_ps(cv, cv), c_hi = _mm512_unpackhi_ps(cv, cv);
     __m512 pairs[W / 2];
-    static_for<W / 2>([&](auto i) { pairs[i] = row_pair_sums(row_update(2 * i), row_update(2 * i + 1), c_lo, c_hi); });
+    // A loop unrolled by pragma, not static_for: at -O2 GCC kept the static_for bodies out of line.
+#pragma GCC unroll 4
+    for (std::size_t q = 0; q < W / 4; ++q) {
+      __m512 decay[4];
+      static_for<4>([&](auto j) { decay[j] = exponent(4 * q + j); });
+      if constexpr (!Fast) {
+        exp_lockstep(decay);
+      } else {
+#if XSIMD_WITH_AVX512DQ
+        if constexpr (has_fast_exp2_v<T, Arch>) {
+          fast_exp2_lockstep(decay);
+        } else
+#endif
+        {
+          static_for<4>([&](auto j) { decay[j] = fast_exp2<T, Arch>(V(decay[j])); });
+        }
+      }
+      __m512 next[4];
+      static_for<4>([&](auto j) { next[j] = row_update(4 * q + j, decay[j]); });
+      pairs[2 * q] = row_pair_sums(next[0], next[1], c_lo, c_hi);
+      pairs[2 * q + 1] = row_pair_sums(next[2], next[3], c_lo, c_hi);
+    }
     return row_sums_from_pairs(pairs);
   }
 #endif
   alignas(64) T sums[W];
-  static_for<W>([&](auto c) { sums[c] = detail::reduce_add(row_update(c) * cv); });
+  static_for<W>([&](auto c) {
+    const V decay = Fast ? fast_exp2<T, Arch>(exponent(c)) : detail::exp(exponent(c));
+    sums[c] = detail::reduce_add(row_update(c, decay) * cv);
+  });
   return detail::load<Arch>(sums);
 }
 
