@@ -19,14 +19,16 @@ namespace {
 
 struct ssd_data {
   std::size_t h, p = 64, n = 128, L;
-  std::vector<float> x, dt, A, B, C, D, z, dt_bias, out;
-  ssmkit::aligned_vector<float> state;  // updated in place: on cache lines, as an engine's (common.hpp)
+  std::vector<float> x, dt, A, D, z, dt_bias, out;
+  // On cache lines, as an engine's tensors (common.hpp): the state the step updates in place, and
+  // B and C, which a Mamba-2 engine slices from its in_proj output at multiples of d_inner.
+  ssmkit::aligned_vector<float> B, C, state;
   ssd_data(std::size_t heads, std::size_t length) : h(heads), L(length) {
     x = ssm_bench::uniform<float>(L * h * p, -1, 1, 1);
     dt = ssm_bench::uniform<float>(L * h, -4, -1, 2);
     A = ssm_bench::uniform<float>(h, -8, -1, 3);
-    B = ssm_bench::uniform<float>(L * n, -1, 1, 4);
-    C = ssm_bench::uniform<float>(L * n, -1, 1, 5);
+    B = ssm_bench::aligned_uniform<float>(L * n, -1, 1, 4);
+    C = ssm_bench::aligned_uniform<float>(L * n, -1, 1, 5);
     D = ssm_bench::uniform<float>(h, -1, 1, 6);
     z = ssm_bench::uniform<float>(L * h * p, -2, 2, 7);
     dt_bias = ssm_bench::uniform<float>(h, -1, 1, 8);

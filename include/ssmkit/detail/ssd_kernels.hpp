@@ -853,8 +853,11 @@ void ssd_step_head(tensor_view<T, 4> state, const tensor_view<const T, 3>& x, co
   const std::ptrdiff_t ss = state.stride(3);
   // B and C on 64-byte lines: each of their vectors is loaded once per group of rows, and vectors
   // split over two lines (a caller's B is often only 16-byte aligned) made the row loop 1.3x slower.
+  // Copied unless they already are (a Mamba-2 engine's B and C, slices of the in_proj output at
+  // multiples of d_inner, usually are).
+  const auto on_line = [](const T* ptr) { return reinterpret_cast<std::uintptr_t>(ptr) % 64 == 0; };
   alignas(64) T bc[2 * ssd_step_bc];
-  if (n <= ssd_step_bc) {
+  if (n <= ssd_step_bc && !(sb == 1 && sc == 1 && on_line(bt) && on_line(ct))) {
     ssd_gather(bc, bt, sb, n);
     ssd_gather(bc + ssd_step_bc, ct, sc, n);
     bt = bc;
