@@ -769,7 +769,8 @@ void ssd_run(const ssd_problem<T>& pr, ssd_algorithm algorithm, std::size_t chun
 #if XSIMD_WITH_AVX512F
 /// The lane sums of four registers, [Σ a0, Σ a1, Σ a2, Σ a3], with the four rows sharing each
 /// shuffle and add: in-lane unpacks first (one cycle each), then two 128-bit lane swaps; 13
-/// instructions against 6 per row for four horizontal sums, which were a fifth of the decode step.
+/// instructions against 6 per row for four horizontal sums, which had a fifth of perf's samples in
+/// the decode step.
 inline __m128 ssd_reduce_add4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) noexcept {
   // Per 128-bit lane: [a0 0+2, a1 0+2, a0 1+3, a1 1+3] (lanes 0..3 of the lane), and rows 2, 3.
   const __m512 s01 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
