@@ -22,7 +22,7 @@
 
 /// Marks the few inner-loop helpers that must be inlined whatever the optimisation level: at -O2
 /// GCC keeps a large `inline` function out of line when it has several callers, and a helper that
-/// takes an array of registers then passes them through memory (the decode step ran 1.5x slower).
+/// takes an array of registers then passes them through memory (the decode step ran 1.3x slower).
 #if defined(__GNUC__) || defined(__clang__)
 #define SSMKIT_ALWAYS_INLINE inline __attribute__((always_inline))
 #elif defined(_MSC_VER)
