@@ -33,7 +33,8 @@ inline T reduce_add(const xsimd::batch<T, A>& x) noexcept {
 #endif
 }
 
-/// x * y + z with one rounding on every ISA (fused on AVX-512 also with xsimd < 11).
+/// x * y + z, with one rounding wherever the ISA has FMA (fused on AVX-512 also with xsimd < 11);
+/// on ISAs without it (SSE, x86-64-v2) xsimd rounds the product and the sum separately.
 template <class T, class A>
 inline xsimd::batch<T, A> fma(const xsimd::batch<T, A>& x, const xsimd::batch<T, A>& y,
                               const xsimd::batch<T, A>& z) noexcept {
